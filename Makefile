@@ -1,0 +1,67 @@
+# hg-keyvault: `make demo` and `make test` do all the set-up they need on a fresh Debian machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+EMULATOR := target/debug/hg-keyvault-emulator
+# Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users.
+APT_PACKAGES := nginx apache2-utils
+
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help deps apt venv build emulator lint rust-test py-test test demo clean
+
+help:
+	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
+	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
+
+apt: .work/apt.stamp
+.work/apt.stamp:
+	@mkdir -p .work
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+deps: apt venv
+
+# The extension and its native module, installed into the venv the way users get it (editable).
+build: venv
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml
+
+emulator:
+	$(CARGO) build -q -p hg-keyvault-emulator
+
+lint: venv
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check hgext tests
+	$(VENV)/bin/ruff format --check hgext tests
+
+rust-test: emulator
+	$(CARGO) test -q --workspace
+
+py-test: deps build emulator
+	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) -m pytest -q tests
+
+test: deps
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory rust-test
+	@$(MAKE) --no-print-directory py-test
+
+demo: deps build emulator
+	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) tests/demo.py
+
+clean:
+	rm -rf target .work $(VENV) hgext/hgext3rd/keyvault/*.so
