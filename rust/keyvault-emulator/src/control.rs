@@ -1,0 +1,57 @@
+//! The control API under `/_emulator` (no auth; loopback only): faults and state.
+
+use crate::app::App;
+use crate::faults::FaultSpec;
+use crate::http::{json, Resp};
+use hyper::Method;
+use serde_json::{json, Value};
+
+fn bad_request(message: &str) -> Resp {
+    json(400, &json!({"error": message}))
+}
+
+/// Parses a JSON list of faults (a single object is accepted too) and validates each.
+pub fn parse_faults(body: &[u8]) -> Result<Vec<FaultSpec>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let list = match value {
+        Value::Array(items) => items,
+        obj @ Value::Object(_) => vec![obj],
+        _ => return Err("expected a JSON list of fault objects".into()),
+    };
+    list.into_iter()
+        .map(|v| {
+            let spec: FaultSpec =
+                serde_json::from_value(v).map_err(|e| format!("invalid fault: {e}"))?;
+            spec.validate()?;
+            Ok(spec)
+        })
+        .collect()
+}
+
+fn state(app: &App) -> Value {
+    let counts = app.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let store = app.store.lock().unwrap_or_else(|e| e.into_inner()).counts();
+    json!({"faults": app.faults().snapshot(), "counts": counts, "store": store})
+}
+
+pub fn handle(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
+    match (method.as_str(), path.trim_end_matches('/')) {
+        ("POST" | "PUT", "/_emulator/faults") => match parse_faults(body) {
+            Ok(specs) => {
+                app.faults().replace(specs);
+                json(200, &json!({"faults": app.faults().snapshot()}))
+            }
+            Err(e) => bad_request(&e),
+        },
+        ("DELETE", "/_emulator/faults") => {
+            app.faults().replace(Vec::new());
+            json(200, &json!({"faults": []}))
+        }
+        ("GET", "/_emulator/faults") => json(200, &json!({"faults": app.faults().snapshot()})),
+        ("GET", "/_emulator/state" | "/_emulator") => json(200, &state(app)),
+        _ => json(
+            404,
+            &json!({"error": format!("no control endpoint {method} {path}")}),
+        ),
+    }
+}
