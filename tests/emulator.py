@@ -109,7 +109,9 @@ def start_emulator(tmp_path: Path | str, *faults: dict[str, Any], **options: Any
         cmd += ["--" + key.replace("_", "-"), str(value)]
     stderr = open(state_dir / "stderr.log", "ab")
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
+        )
     finally:
         stderr.close()
     ready_now, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)

@@ -244,7 +244,9 @@ def test_throttling_is_retried_after_retry_after(emulator):
 def test_status_fault_for_one_principal(emulator):
     client(emulator).set_secret("s", "v")
     reader_id = emulator.principal("reader")["client_id"]
-    emulator.set_faults([{"target": "vault", "kind": "status", "status": 403, "principal": reader_id}])
+    emulator.set_faults(
+        [{"target": "vault", "kind": "status", "status": 403, "principal": reader_id}]
+    )
     assert client(emulator).get_secret("s").value == "v"
     with pytest.raises(HttpResponseError) as e:
         client(emulator, "reader").get_secret("s")
