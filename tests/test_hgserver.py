@@ -13,7 +13,7 @@ import hgserver
 import pytest
 import trustme
 from hgserver import HG, REALM, WHOAMI_PATH, HgServer, port_is_free, start_hg_server
-from servers.fixtures import HgClient, hg_client, hg_server, make_hg_client
+from servers.fixtures import HgClient, hg_client, hg_server, make_hg_client, write_ca_files
 
 __all__ = ["hg_client", "hg_server"]  # fixtures, imported for pytest
 
@@ -197,7 +197,9 @@ def test_plain_hg_resends_basic_credentials_across_a_redirect(tmp_path: Path) ->
 
 
 def test_shares_an_existing_ca(tmp_path: Path) -> None:
-    ca = trustme.CA()
+    # The CA as another server (the Key Vault emulator) would get it: PEM files.
+    cert_file, key_file = write_ca_files(trustme.CA(), tmp_path / "ca")
+    ca = trustme.CA.from_pem(cert_file.read_bytes(), key_file.read_bytes())
     with start_hg_server(tmp_path / "srv", ca=ca, repos=("a", "b"), seed=False) as server:
         assert Path(server.ca_file).read_bytes() == ca.cert_pem.bytes()
         client = make_hg_client(tmp_path / "client", ca_file=server.ca_file)

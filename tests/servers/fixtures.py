@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 from hgserver import HG, HgServer, start_hg_server
 
 
@@ -73,9 +74,37 @@ def make_hg_client(root: Path, *, ca_file: str | None = None) -> HgClient:
     return HgClient(home=home, hgrc=hgrc, env=env)
 
 
+def write_ca_files(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
+    """The CA's certificate and private key as PEM files, so that a server that takes files
+    (the Key Vault emulator: ``start_emulator(..., ca_cert=cert, ca_key=key)``) shares the CA
+    with ``start_hg_server(..., ca=ca)``. ``trustme.CA.from_pem`` goes the other way."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "test-ca.pem", directory / "test-ca-key.pem"
+    ca.cert_pem.write_to_path(str(cert))
+    key.touch(mode=0o600)
+    ca.private_key_pem.write_to_path(str(key))
+    return cert, key
+
+
+@pytest.fixture
+def test_ca() -> trustme.CA:
+    return trustme.CA()
+
+
 @pytest.fixture
 def hg_server(tmp_path: Path) -> Iterator[HgServer]:
     server = start_hg_server(tmp_path / "hgserver")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_hg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HgServer]:
+    """One server for a whole test module (saves ~1 s per test); tests that write should use
+    their own repository: ``server.add_repo(name)``."""
+    server = start_hg_server(tmp_path_factory.mktemp("hgserver"))
     try:
         yield server
     finally:
