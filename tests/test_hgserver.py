@@ -227,6 +227,16 @@ def test_stop_ends_both_servers_by_pid_and_frees_the_port(tmp_path: Path) -> Non
     server.stop()  # idempotent
 
 
+def test_a_long_work_dir_moves_only_the_unix_socket_elsewhere(tmp_path: Path) -> None:
+    workdir = tmp_path / ("d" * 60) / ("e" * 60)  # too long for an AF_UNIX socket path
+    with start_hg_server(workdir) as server:
+        private_dir = server._private_dir
+        assert private_dir is not None and private_dir.is_dir()
+        auth = {"Authorization": server.basic_auth_header()}
+        assert _get(server, WHOAMI_PATH, auth).status == 200
+    assert not private_dir.exists()
+
+
 def test_two_servers_run_side_by_side(tmp_path: Path) -> None:
     with start_hg_server(tmp_path / "one") as one, start_hg_server(tmp_path / "two") as two:
         assert one.port != two.port
