@@ -1,0 +1,991 @@
+//! The Azure Key Vault store: refs in, bytes out, every outcome mapped to one [`ErrorKind`]
+//! with a message and a hint, every operation bounded by the configured timeout.
+
+use crate::config::VaultConfig;
+use crate::credential::{ChainFailure, CredentialChain, CredentialEnv, Identity};
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::secret_name;
+use crate::secret::SecretValue;
+use crate::secret_ref::SecretRef;
+use crate::transport::{self, secs, TransportFailure, OPERATION};
+use azure_core::credentials::TokenCredential;
+use azure_core::time::OffsetDateTime;
+use azure_security_keyvault_secrets::{
+    models::{SecretAttributes, SecretClientGetSecretOptions, SetSecretParameters},
+    SecretClient, SecretClientOptions,
+};
+use base64::Engine as _;
+use futures::TryStreamExt;
+use std::{collections::BTreeMap, collections::HashMap, future::Future, sync::Arc, time::Duration};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Content type of values written by hg-keyvault: the bytes, Base64 (standard alphabet).
+pub const CONTENT_TYPE: &str = "application/octet-stream;base64";
+
+/// Tag that holds the ref a secret was stored under (so that listing can show refs).
+pub const REF_TAG: &str = "hg-keyvault-ref";
+
+/// A secret's value and properties.
+#[derive(Clone, Debug)]
+pub struct Secret {
+    /// The bytes (redacted in `Debug`).
+    pub value: SecretValue,
+    /// Everything else.
+    pub properties: SecretProperties,
+}
+
+/// What the vault says about a secret (version), never the value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretProperties {
+    /// The ref from the `hg-keyvault-ref` tag, if any.
+    pub secret_ref: Option<String>,
+    /// Key Vault name.
+    pub name: String,
+    /// Version id.
+    pub version: Option<String>,
+    /// The secret identifier URL.
+    pub id: Option<String>,
+    /// Whether the version can be read.
+    pub enabled: bool,
+    /// Expiry (`exp`).
+    pub expires: Option<OffsetDateTime>,
+    /// Not valid before (`nbf`).
+    pub not_before: Option<OffsetDateTime>,
+    /// Creation time.
+    pub created: Option<OffsetDateTime>,
+    /// Last update time.
+    pub updated: Option<OffsetDateTime>,
+    /// Content type; [`CONTENT_TYPE`] for values written by hg-keyvault.
+    pub content_type: Option<String>,
+    /// All tags (including `hg-keyvault-ref`).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Options of [`KeyVaultStore::set`].
+#[derive(Clone, Debug, Default)]
+pub struct SetOptions {
+    /// Expiry of the new version.
+    pub expires: Option<OffsetDateTime>,
+    /// Extra tags (the ref tag is always set by the store).
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+/// What an error message talks about.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorContext {
+    pub(crate) access: Access,
+    pub(crate) vault: String,
+    /// `secret secret://a/b (hg-...)`, or `the secret list`.
+    pub(crate) subject: String,
+    pub(crate) secret_ref: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) identity: Option<Identity>,
+}
+
+/// An Azure Key Vault behind the official SDK, with the core's credential chain.
+pub struct KeyVaultStore {
+    config: VaultConfig,
+    client: SecretClient,
+    chain: Arc<CredentialChain>,
+}
+
+impl std::fmt::Debug for KeyVaultStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVaultStore")
+            .field("vault_url", &self.config.vault_url.as_str())
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyVaultStore {
+    /// A store for `config`, with credentials from the process environment.
+    pub fn new(config: &VaultConfig) -> Result<Self> {
+        Self::with_env(config, &CredentialEnv::from_process())
+    }
+
+    /// A store for `config`, with credentials from `env` (not the process environment).
+    pub fn with_env(config: &VaultConfig, env: &CredentialEnv) -> Result<Self> {
+        config.validate()?;
+        let http = transport::build_http_client(config)?;
+        let options = transport::client_options(&http, config);
+        let chain = Arc::new(CredentialChain::new(config.credential, env, &options)?);
+        let client = SecretClient::new(
+            config.vault_url.as_str(),
+            chain.clone(),
+            Some(SecretClientOptions {
+                client_options: options,
+                verify_challenge_resource: Some(config.verify_challenge_resource),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| {
+            Error::bad_config(format!(
+                "cannot set up a Key Vault client for {}: {}",
+                config.vault_url,
+                crate::credential::sanitize_sdk_message(&e.to_string())
+            ))
+            .with_hint("check keyvault.url")
+        })?;
+        Ok(Self {
+            config: config.clone(),
+            client,
+            chain,
+        })
+    }
+
+    /// The configuration this store was built with.
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    /// The credential link that got a token, once one did.
+    pub fn selected_link(&self) -> Option<crate::config::CredentialChoice> {
+        self.chain.selected_link()
+    }
+
+    /// The current version of a secret (or `version`, or the version a Key Vault identifier names).
+    pub async fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
+        let name = self.name_for(secret_ref)?;
+        let version = check_version(version.or(secret_ref.version()))?;
+        let mut ctx = self.context(Access::Read, secret_ref, &name);
+        ctx.version = version.clone();
+        self.bounded(async {
+            let options = SecretClientGetSecretOptions {
+                secret_version: version.clone(),
+                ..Default::default()
+            };
+            let rsp = self
+                .client
+                .get_secret(&name, Some(options))
+                .await
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            let mut model = rsp.into_model().map_err(|_| not_a_secret(&ctx))?;
+            let raw = model.value.take();
+            let properties = properties_of(
+                model.id.as_deref(),
+                model.attributes.as_ref(),
+                model.content_type.clone(),
+                model.tags.take(),
+                &name,
+            );
+            let value = decode_value(raw, properties.content_type.as_deref(), &ctx)?;
+            check_usable(&properties, &ctx)?;
+            check_ref_tag(secret_ref, &properties, &ctx)?;
+            Ok(Secret { value, properties })
+        })
+        .await
+    }
+
+    /// Stores `value` as a new version (rotation keeps the ref).
+    pub async fn set(
+        &self,
+        secret_ref: &SecretRef,
+        value: &SecretValue,
+        options: SetOptions,
+    ) -> Result<SecretProperties> {
+        if secret_ref.version().is_some() {
+            return Err(Error::bad_ref(format!(
+                "cannot store a value under {}: it names a specific version",
+                secret_ref
+            ))
+            .with_hint("drop the /VERSION part; storing always creates a new version"));
+        }
+        let name = self.name_for(secret_ref)?;
+        let ctx = self.context(Access::Write, secret_ref, &name);
+        let mut tags: HashMap<String, String> = options.tags.into_iter().collect();
+        tags.insert(REF_TAG.to_owned(), secret_ref.as_str().to_owned());
+        let encoded =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value.expose()));
+        let parameters = SetSecretParameters {
+            content_type: Some(CONTENT_TYPE.to_owned()),
+            secret_attributes: Some(SecretAttributes {
+                enabled: Some(true),
+                expires: options.expires,
+                ..Default::default()
+            }),
+            tags: Some(tags),
+            value: Some(encoded.to_string()),
+        };
+        self.bounded(async {
+            let body = parameters
+                .try_into()
+                .map_err(|_| Error::new(ErrorKind::Service, "cannot encode the request"))?;
+            let rsp = self
+                .client
+                .set_secret(&name, body, None)
+                .await
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            let mut model = rsp.into_model().map_err(|_| not_a_secret(&ctx))?;
+            if let Some(mut echoed) = model.value.take() {
+                echoed.zeroize();
+            }
+            Ok(properties_of(
+                model.id.as_deref(),
+                model.attributes.as_ref(),
+                model.content_type.clone(),
+                model.tags.take(),
+                &name,
+            ))
+        })
+        .await
+    }
+
+    /// Every secret of the vault (all pages), with refs read from the tag.
+    pub async fn list(&self) -> Result<Vec<SecretProperties>> {
+        let ctx = ErrorContext {
+            access: Access::Read,
+            vault: self.config.vault_url.to_string(),
+            subject: "the list of secrets".to_owned(),
+            secret_ref: None,
+            version: None,
+            identity: None,
+        };
+        self.bounded(async {
+            let mut pager = self
+                .client
+                .list_secret_properties(None)
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            let mut out = Vec::new();
+            while let Some(item) = pager
+                .try_next()
+                .await
+                .map_err(|e| self.map_error(&e, &ctx))?
+            {
+                let name = item
+                    .id
+                    .as_deref()
+                    .and_then(|id| split_id(id).0)
+                    .unwrap_or_default();
+                out.push(properties_of(
+                    item.id.as_deref(),
+                    item.attributes.as_ref(),
+                    item.content_type.clone(),
+                    item.tags.clone(),
+                    &name,
+                ));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every version of a secret, oldest first (the last one is the current version).
+    pub async fn versions(&self, secret_ref: &SecretRef) -> Result<Vec<SecretProperties>> {
+        let name = self.name_for(secret_ref)?;
+        let ctx = self.context(Access::Read, secret_ref, &name);
+        self.bounded(self.versions_of(&name, &ctx)).await
+    }
+
+    /// Properties of the current version (or of the version the identifier names), read from
+    /// the version list: the value never travels, and disabled or expired secrets still answer.
+    pub async fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties> {
+        let name = self.name_for(secret_ref)?;
+        let mut ctx = self.context(Access::Read, secret_ref, &name);
+        ctx.version = secret_ref.version().map(str::to_owned);
+        self.bounded(async {
+            let versions = self.versions_of(&name, &ctx).await?;
+            let found = match secret_ref.version() {
+                Some(v) => versions
+                    .into_iter()
+                    .find(|p| p.version.as_deref() == Some(v)),
+                None => versions.into_iter().last(),
+            };
+            found.ok_or_else(|| not_found(&ctx, &self.chain.identity()))
+        })
+        .await
+    }
+
+    /// The identity the vault sees; gets a token first if none was obtained yet.
+    pub async fn identity(&self) -> Result<Identity> {
+        if let Some(identity) = self.chain.identity() {
+            return Ok(identity);
+        }
+        let ctx = ErrorContext {
+            access: Access::Read,
+            vault: self.config.vault_url.to_string(),
+            subject: "a token".to_owned(),
+            secret_ref: None,
+            version: None,
+            identity: None,
+        };
+        let scope = vault_scope(&self.config.vault_url);
+        self.bounded(async {
+            self.chain
+                .get_token(&[scope.as_str()], None)
+                .await
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            self.chain.identity().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "no identity after getting a token",
+                )
+            })
+        })
+        .await
+    }
+
+    async fn versions_of(&self, name: &str, ctx: &ErrorContext) -> Result<Vec<SecretProperties>> {
+        let mut pager = self
+            .client
+            .list_secret_properties_versions(name, None)
+            .map_err(|e| self.map_error(&e, ctx))?;
+        let mut out = Vec::new();
+        while let Some(item) = pager
+            .try_next()
+            .await
+            .map_err(|e| self.map_error(&e, ctx))?
+        {
+            out.push(properties_of(
+                item.id.as_deref(),
+                item.attributes.as_ref(),
+                item.content_type.clone(),
+                item.tags.clone(),
+                name,
+            ));
+        }
+        if out.is_empty() {
+            return Err(not_found(ctx, &self.chain.identity()));
+        }
+        // Stable: versions created in the same second keep the service's order.
+        out.sort_by_key(|p| p.created);
+        Ok(out)
+    }
+
+    fn name_for(&self, secret_ref: &SecretRef) -> Result<String> {
+        if let Some(url) = secret_ref.vault_url() {
+            let configured = &self.config.vault_url;
+            let same = url.host_str().map(str::to_ascii_lowercase)
+                == configured.host_str().map(str::to_ascii_lowercase)
+                && url.port_or_known_default() == configured.port_or_known_default();
+            if !same {
+                return Err(Error::bad_ref(format!(
+                    "{secret_ref} belongs to the vault {url}, but keyvault.url is {configured}"
+                ))
+                .with_hint("use a secret:// ref, or an identifier of the configured vault"));
+            }
+        }
+        Ok(secret_name(secret_ref, &self.config.name_prefix))
+    }
+
+    fn context(&self, access: Access, secret_ref: &SecretRef, name: &str) -> ErrorContext {
+        let subject = if secret_ref.is_vault_id() {
+            format!("secret {name}")
+        } else {
+            format!("secret {secret_ref} ({name})")
+        };
+        ErrorContext {
+            access,
+            vault: self.config.vault_url.to_string(),
+            subject,
+            secret_ref: Some(secret_ref.as_str().to_owned()),
+            version: None,
+            identity: None,
+        }
+    }
+
+    fn map_error(&self, err: &azure_core::Error, ctx: &ErrorContext) -> Error {
+        let mut ctx = ctx.clone();
+        ctx.identity = self.chain.identity();
+        map_sdk_error(err, &ctx)
+    }
+
+    /// Runs `fut` under the operation's deadline (token + vault round trips + retries).
+    async fn bounded<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        let op = transport::Operation::new(self.config.timeout);
+        match tokio::time::timeout(self.config.timeout, OPERATION.scope(op.clone(), fut)).await {
+            Ok(result) => result,
+            Err(_) => {
+                let url = op
+                    .in_flight()
+                    .unwrap_or_else(|| self.config.vault_url.to_string());
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no answer from {url} within {} (keyvault.timeout)",
+                        secs(self.config.timeout)
+                    ),
+                )
+                .with_hint(
+                    "raise keyvault.timeout, or check the network (proxy, firewall, VPN) between here and the vault",
+                ))
+            }
+        }
+    }
+}
+
+/// The token scope for a vault host (sovereign clouds have their own).
+fn vault_scope(vault: &url::Url) -> String {
+    let host = vault.host_str().unwrap_or_default();
+    for suffix in [
+        "vault.azure.cn",
+        "vault.usgovcloudapi.net",
+        "vault.microsoftazure.de",
+        "managedhsm.azure.net",
+    ] {
+        if host.ends_with(&format!(".{suffix}")) {
+            return format!("https://{suffix}/.default");
+        }
+    }
+    "https://vault.azure.net/.default".to_owned()
+}
+
+fn check_version(version: Option<&str>) -> Result<Option<String>> {
+    match version {
+        None => Ok(None),
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 64
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            Ok(Some(v.to_owned()))
+        }
+        Some(v) => Err(Error::bad_ref(format!(
+            "'{}' is not a Key Vault secret version",
+            v.escape_debug()
+        ))
+        .with_hint("a version is the last part of a secret identifier, letters and digits")),
+    }
+}
+
+/// `(name, version)` from `https://host/secrets/NAME[/VERSION]`.
+fn split_id(id: &str) -> (Option<String>, Option<String>) {
+    let Ok(url) = url::Url::parse(id) else {
+        return (None, None);
+    };
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    match segments.as_slice() {
+        ["secrets", name] => (Some((*name).to_owned()), None),
+        ["secrets", name, version, ..] => (Some((*name).to_owned()), Some((*version).to_owned())),
+        _ => (None, None),
+    }
+}
+
+fn properties_of(
+    id: Option<&str>,
+    attributes: Option<&SecretAttributes>,
+    content_type: Option<String>,
+    tags: Option<HashMap<String, String>>,
+    fallback_name: &str,
+) -> SecretProperties {
+    let (name, version) = id.map(split_id).unwrap_or((None, None));
+    let tags: BTreeMap<String, String> = tags.unwrap_or_default().into_iter().collect();
+    SecretProperties {
+        secret_ref: tags.get(REF_TAG).cloned(),
+        name: name.unwrap_or_else(|| fallback_name.to_owned()),
+        version,
+        id: id.map(str::to_owned),
+        enabled: attributes.and_then(|a| a.enabled).unwrap_or(true),
+        expires: attributes.and_then(|a| a.expires),
+        not_before: attributes.and_then(|a| a.not_before),
+        created: attributes.and_then(|a| a.created),
+        updated: attributes.and_then(|a| a.updated),
+        content_type,
+        tags,
+    }
+}
+
+/// Our values are Base64; anything else (secrets created by hand) is taken as UTF-8 text.
+fn decode_value(
+    raw: Option<String>,
+    content_type: Option<&str>,
+    ctx: &ErrorContext,
+) -> Result<SecretValue> {
+    let mut raw = raw.unwrap_or_default();
+    let result = if content_type.is_some_and(|c| c.trim().eq_ignore_ascii_case(CONTENT_TYPE)) {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map(SecretValue::new)
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Service,
+                    format!(
+                        "{} has content type {CONTENT_TYPE} but its value is not valid Base64",
+                        ctx.subject
+                    ),
+                )
+                .with_hint("store the value again with `hg vault set`")
+            })
+    } else {
+        Ok(SecretValue::new(raw.as_bytes().to_vec()))
+    };
+    raw.zeroize();
+    result
+}
+
+fn check_usable(p: &SecretProperties, ctx: &ErrorContext) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    if !p.enabled {
+        return Err(disabled(ctx));
+    }
+    if p.expires.is_some_and(|e| e <= now) {
+        return Err(expired(ctx, false));
+    }
+    if p.not_before.is_some_and(|n| n > now) {
+        return Err(expired(ctx, true));
+    }
+    Ok(())
+}
+
+fn check_ref_tag(secret_ref: &SecretRef, p: &SecretProperties, ctx: &ErrorContext) -> Result<()> {
+    match (&secret_ref, &p.secret_ref) {
+        (SecretRef::Path(_), Some(tagged)) if tagged != secret_ref.as_str() => Err(Error::bad_ref(
+            format!("{} is tagged as {tagged}, not {secret_ref}", ctx.subject),
+        )
+        .with_hint(
+            "two refs map to the same name: check keyvault.name-prefix and the vault's tags",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn set_hint(ctx: &ErrorContext) -> String {
+    match &ctx.secret_ref {
+        Some(r) => format!("store it with `hg vault set {r}`"),
+        None => "store it with `hg vault set REF`".to_owned(),
+    }
+}
+
+fn not_a_secret(ctx: &ErrorContext) -> Error {
+    Error::new(
+        ErrorKind::Service,
+        format!(
+            "the vault {} answered something that is not a secret for {}",
+            ctx.vault, ctx.subject
+        ),
+    )
+    .with_hint("check that keyvault.url points at an Azure Key Vault")
+}
+
+fn not_found(ctx: &ErrorContext, _identity: &Option<Identity>) -> Error {
+    match &ctx.version {
+        Some(v) => Error::new(
+            ErrorKind::NotFound,
+            format!("{} has no version {v} in vault {}", ctx.subject, ctx.vault),
+        )
+        .with_hint("leave out the version to get the current one"),
+        None => Error::new(
+            ErrorKind::NotFound,
+            format!("{} does not exist in vault {}", ctx.subject, ctx.vault),
+        )
+        .with_hint(set_hint(ctx)),
+    }
+}
+
+fn disabled(ctx: &ErrorContext) -> Error {
+    Error::new(
+        ErrorKind::Disabled,
+        format!("{} is disabled in vault {}", ctx.subject, ctx.vault),
+    )
+    .with_hint(format!(
+        "enable it in the vault (az keyvault secret set-attributes --enabled true), or {}",
+        set_hint(ctx).replacen("store it", "store a new version", 1)
+    ))
+}
+
+fn expired(ctx: &ErrorContext, not_yet: bool) -> Error {
+    let state = if not_yet {
+        "is not valid yet"
+    } else {
+        "has expired"
+    };
+    Error::new(
+        ErrorKind::Expired,
+        format!("{} {state} in vault {}", ctx.subject, ctx.vault),
+    )
+    .with_hint(format!(
+        "{}, or change its dates in the vault",
+        set_hint(ctx).replacen("store it", "store a new version", 1)
+    ))
+}
+
+fn forbidden(ctx: &ErrorContext, code: &str) -> Error {
+    let who = ctx
+        .identity
+        .as_ref()
+        .map_or_else(|| "the identity in use".to_owned(), Identity::describe);
+    let (verb, role) = match ctx.access {
+        Access::Read => ("read", "'Key Vault Secrets User' (read)"),
+        Access::Write => ("write", "'Key Vault Secrets Officer' (write)"),
+    };
+    let object = ctx
+        .identity
+        .as_ref()
+        .and_then(|i| i.object_id.clone().or_else(|| i.client_id.clone()))
+        .unwrap_or_else(|| "the identity".to_owned());
+    Error::new(
+        ErrorKind::Forbidden,
+        format!(
+            "{who} may not {verb} {} in vault {} ({code})",
+            ctx.subject, ctx.vault
+        ),
+    )
+    .with_hint(format!(
+        "assign the role {role} to {object} on {}, e.g. az role assignment create --role \"{}\" --assignee {object} --scope <vault resource id>",
+        ctx.vault,
+        if ctx.access == Access::Read { "Key Vault Secrets User" } else { "Key Vault Secrets Officer" }
+    ))
+}
+
+/// Error codes in a Key Vault error body: `error.code` and every nested `innererror.code`.
+fn error_codes(body: &[u8]) -> Vec<String> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut codes = Vec::new();
+    let mut node = json.get("error");
+    while let Some(n) = node {
+        if let Some(code) = n.get("code").and_then(|c| c.as_str()) {
+            codes.push(code.to_owned());
+        }
+        node = n.get("innererror");
+    }
+    codes
+}
+
+/// Maps an HTTP error answer of the vault to an [`Error`]. Server messages are not copied:
+/// only status and error codes, so nothing the request carried can come back in a message.
+pub(crate) fn map_http_error(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    ctx: &ErrorContext,
+) -> Error {
+    let codes = error_codes(body);
+    let has = |c: &str| codes.iter().any(|x| x.eq_ignore_ascii_case(c));
+    let code = codes
+        .last()
+        .cloned()
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    match status {
+        401 => Error::new(
+            ErrorKind::Unauthenticated,
+            format!(
+                "vault {} rejected the token of {} ({code})",
+                ctx.vault,
+                ctx.identity
+                    .as_ref()
+                    .map_or_else(|| "the identity in use".to_owned(), Identity::describe)
+            ),
+        )
+        .with_hint("check that the identity belongs to the vault's tenant (AZURE_TENANT_ID, `az login --tenant`)"),
+        403 if has("SecretDisabled") => disabled(ctx),
+        403 if has("SecretExpired") => expired(ctx, false),
+        403 if has("SecretNotYetValid") => expired(ctx, true),
+        403 => forbidden(ctx, &code),
+        404 => not_found(ctx, &ctx.identity),
+        409 if has("ObjectIsDeletedButRecoverable") => Error::new(
+            ErrorKind::Service,
+            format!("{} is deleted but recoverable in vault {}", ctx.subject, ctx.vault),
+        )
+        .with_hint("recover it (az keyvault secret recover) or purge it before storing it again"),
+        429 => {
+            let asked = retry_after.map_or(String::new(), |d| format!(" and asked to wait {}", secs(d)));
+            Error::new(
+                ErrorKind::Throttled,
+                format!("vault {} is throttling requests (HTTP 429){asked}", ctx.vault),
+            )
+            .with_hint("try again later, or raise keyvault.timeout above the requested wait")
+        }
+        500..=599 => Error::new(
+            ErrorKind::Service,
+            format!("vault {} failed with HTTP {status} ({code}) for {}", ctx.vault, ctx.subject),
+        )
+        .with_hint("try again later; if it persists, check the vault's health in the Azure portal"),
+        _ => Error::new(
+            ErrorKind::Service,
+            format!(
+                "vault {} refused the request for {} with HTTP {status} ({code})",
+                ctx.vault, ctx.subject
+            ),
+        )
+        .with_hint("check keyvault.url and the ref; if they are right, please report this as a bug"),
+    }
+}
+
+/// Maps any SDK error to an [`Error`], looking through the error chain for what the core put
+/// there (chain failures, throttling, transport failures) before looking at HTTP answers.
+pub(crate) fn map_sdk_error(err: &azure_core::Error, ctx: &ErrorContext) -> Error {
+    let mut core: Option<Error> = None;
+    let mut transport_failure: Option<TransportFailure> = None;
+    let mut http: Option<(u16, Vec<u8>, Option<Duration>)> = None;
+    let mut challenge: Option<String> = None;
+    transport::walk_errors(err, &mut |e| {
+        if let Some(c) = e.downcast_ref::<Error>() {
+            core.get_or_insert_with(|| c.clone());
+        } else if let Some(c) = e.downcast_ref::<ChainFailure>() {
+            core.get_or_insert_with(|| c.0.clone());
+        } else if let Some(t) = e.downcast_ref::<TransportFailure>() {
+            transport_failure.get_or_insert_with(|| t.clone());
+        } else if let Some(a) = e.downcast_ref::<azure_core::Error>() {
+            if let azure_core::error::ErrorKind::HttpResponse {
+                status,
+                raw_response,
+                ..
+            } = a.kind()
+            {
+                if http.is_none() {
+                    let (body, after) = raw_response.as_ref().map_or((Vec::new(), None), |r| {
+                        (r.body().to_vec(), transport::retry_after(r.headers()))
+                    });
+                    http = Some((u16::from(*status), body, after));
+                }
+            } else {
+                let text = a.to_string();
+                if text.contains("challenge resource") && challenge.is_none() {
+                    challenge = Some(text);
+                }
+            }
+        }
+    });
+    if let Some(c) = core {
+        return c;
+    }
+    if let Some(t) = transport_failure {
+        return t.into_error();
+    }
+    if let Some((status, body, after)) = http {
+        return map_http_error(status, &body, after, ctx);
+    }
+    if let Some(text) = challenge {
+        let resource = text
+            .split('\'')
+            .nth(1)
+            .map(|s| s.trim_end_matches("/.default").to_owned())
+            .unwrap_or_else(|| "another domain".to_owned());
+        return Error::new(
+            ErrorKind::BadConfig,
+            format!(
+                "vault {} asked for a token for {resource}, which is not a parent domain of the vault's host, \
+                 and challenge resource verification is on",
+                ctx.vault
+            ),
+        )
+        .with_hint(
+            "for a vault outside *.vault.azure.net (an emulator, a private name) turn the check off \
+             (keyvault.verify-challenge-resource = false, VaultConfig.verify_challenge_resource); \
+             otherwise check keyvault.url",
+        );
+    }
+    if matches!(err.kind(), azure_core::error::ErrorKind::Credential) {
+        return Error::new(
+            ErrorKind::Unauthenticated,
+            format!(
+                "cannot get a token for vault {}: {}",
+                ctx.vault,
+                crate::credential::sanitize_sdk_message(&err.to_string())
+            ),
+        )
+        .with_hint("run `az login`, or check the credential settings (keyvault.credential)");
+    }
+    Error::new(
+        ErrorKind::Service,
+        format!(
+            "unexpected failure talking to vault {} about {}: {}",
+            ctx.vault,
+            ctx.subject,
+            crate::credential::sanitize_sdk_message(&err.to_string())
+        ),
+    )
+    .with_hint("try again; if it persists, please report this as a bug")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CredentialChoice;
+
+    fn ctx(access: Access) -> ErrorContext {
+        ErrorContext {
+            access,
+            vault: "https://contoso.vault.azure.net/".into(),
+            subject: "secret secret://hg/ci-bot/password (hg-262b9dc2f9005d92ec832bc94ae27edc)"
+                .into(),
+            secret_ref: Some("secret://hg/ci-bot/password".into()),
+            version: None,
+            identity: Some(Identity {
+                link: CredentialChoice::Environment,
+                tenant_id: Some("tid-1".into()),
+                client_id: Some("cid-1".into()),
+                object_id: Some("oid-1".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn not_found_hints_hg_vault_set() {
+        let body = br#"{"error":{"code":"SecretNotFound","message":"A secret with (name/id) x was not found in this key vault."}}"#;
+        let e = map_http_error(404, body, None, &ctx(Access::Read));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e
+            .message()
+            .contains("does not exist in vault https://contoso.vault.azure.net/"));
+        assert_eq!(
+            e.hint(),
+            Some("store it with `hg vault set secret://hg/ci-bot/password`")
+        );
+    }
+
+    #[test]
+    fn forbidden_names_identity_vault_and_role() {
+        let body = br#"{"error":{"code":"Forbidden","message":"Caller is not authorized","innererror":{"code":"ForbiddenByRbac"}}}"#;
+        let e = map_http_error(403, body, None, &ctx(Access::Read));
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+        assert!(
+            e.message()
+                .contains("client id cid-1 (object id oid-1) via environment"),
+            "{}",
+            e.message()
+        );
+        assert!(e.message().contains("https://contoso.vault.azure.net/"));
+        assert!(e.message().contains("ForbiddenByRbac"));
+        let hint = e.hint().unwrap();
+        assert!(hint.starts_with("assign the role 'Key Vault Secrets User' (read) to oid-1 on https://contoso.vault.azure.net/"), "{hint}");
+        let e = map_http_error(403, body, None, &ctx(Access::Write));
+        assert!(e
+            .hint()
+            .unwrap()
+            .contains("'Key Vault Secrets Officer' (write) to oid-1"));
+    }
+
+    #[test]
+    fn forbidden_with_inner_codes_maps_to_disabled_and_expired() {
+        let disabled = br#"{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}"#;
+        assert_eq!(
+            map_http_error(403, disabled, None, &ctx(Access::Read)).kind(),
+            ErrorKind::Disabled
+        );
+        let expired = br#"{"error":{"code":"Forbidden","innererror":{"code":"SecretExpired"}}}"#;
+        assert_eq!(
+            map_http_error(403, expired, None, &ctx(Access::Read)).kind(),
+            ErrorKind::Expired
+        );
+        let nyv = br#"{"error":{"code":"Forbidden","innererror":{"code":"SecretNotYetValid"}}}"#;
+        let e = map_http_error(403, nyv, None, &ctx(Access::Read));
+        assert_eq!(e.kind(), ErrorKind::Expired);
+        assert!(e.message().contains("not valid yet"));
+    }
+
+    #[test]
+    fn throttling_unauthorized_and_server_errors() {
+        let e = map_http_error(429, b"", Some(Duration::from_secs(7)), &ctx(Access::Read));
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        assert!(e.message().contains("asked to wait 7 s"));
+        assert_eq!(
+            map_http_error(401, b"", None, &ctx(Access::Read)).kind(),
+            ErrorKind::Unauthenticated
+        );
+        for s in [500, 502, 503, 504] {
+            let e = map_http_error(s, b"not json", None, &ctx(Access::Read));
+            assert_eq!(e.kind(), ErrorKind::Service, "{s}");
+            assert!(e.message().contains(&format!("HTTP {s}")));
+        }
+        assert_eq!(
+            map_http_error(400, b"{}", None, &ctx(Access::Write)).kind(),
+            ErrorKind::Service
+        );
+    }
+
+    #[test]
+    fn server_messages_are_not_copied_into_errors() {
+        let body = br#"{"error":{"code":"BadParameter","message":"value c2VjcmV0LWRpc3RpbmN0aXZl is bad"}}"#;
+        let e = map_http_error(400, body, None, &ctx(Access::Write));
+        assert!(!format!("{e:?}").contains("c2VjcmV0"));
+        assert!(e.message().contains("BadParameter"));
+    }
+
+    #[test]
+    fn values_decode_by_content_type() {
+        let c = ctx(Access::Read);
+        let v = decode_value(Some("AP8=".into()), Some(CONTENT_TYPE), &c).unwrap();
+        assert_eq!(v.expose(), &[0u8, 255]);
+        // Secrets created by hand are text.
+        let v = decode_value(Some("plain text".into()), None, &c).unwrap();
+        assert_eq!(v.expose(), b"plain text");
+        let v = decode_value(Some("AP8=".into()), Some("text/plain"), &c).unwrap();
+        assert_eq!(v.expose(), b"AP8=");
+        let e = decode_value(
+            Some("!!not-base64-distinctive".into()),
+            Some(CONTENT_TYPE),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Service);
+        assert!(!format!("{e:?}").contains("distinctive"));
+    }
+
+    #[test]
+    fn returned_secret_state_is_checked() {
+        let c = ctx(Access::Read);
+        let mut p = SecretProperties {
+            enabled: true,
+            ..Default::default()
+        };
+        check_usable(&p, &c).unwrap();
+        p.expires = Some(OffsetDateTime::now_utc() - azure_core::time::Duration::minutes(1));
+        assert_eq!(check_usable(&p, &c).unwrap_err().kind(), ErrorKind::Expired);
+        p.expires = None;
+        p.not_before = Some(OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1));
+        assert!(check_usable(&p, &c)
+            .unwrap_err()
+            .message()
+            .contains("not valid yet"));
+        p.not_before = None;
+        p.enabled = false;
+        assert_eq!(
+            check_usable(&p, &c).unwrap_err().kind(),
+            ErrorKind::Disabled
+        );
+    }
+
+    #[test]
+    fn ids_split_into_name_and_version() {
+        assert_eq!(
+            split_id("https://v.vault.azure.net/secrets/n/abc"),
+            (Some("n".into()), Some("abc".into()))
+        );
+        assert_eq!(
+            split_id("https://v.vault.azure.net/secrets/n"),
+            (Some("n".into()), None)
+        );
+        assert_eq!(split_id("nonsense"), (None, None));
+    }
+
+    #[test]
+    fn scopes_follow_the_cloud() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            vault_scope(&u("https://a.vault.azure.net/")),
+            "https://vault.azure.net/.default"
+        );
+        assert_eq!(
+            vault_scope(&u("https://a.vault.azure.cn/")),
+            "https://vault.azure.cn/.default"
+        );
+        assert_eq!(
+            vault_scope(&u("https://127.0.0.1:1/")),
+            "https://vault.azure.net/.default"
+        );
+    }
+
+    #[test]
+    fn versions_are_validated() {
+        assert_eq!(
+            check_version(Some("abc123")).unwrap(),
+            Some("abc123".into())
+        );
+        assert_eq!(
+            check_version(Some("../x")).unwrap_err().kind(),
+            ErrorKind::BadRef
+        );
+    }
+}

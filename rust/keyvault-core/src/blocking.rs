@@ -1,0 +1,175 @@
+//! The one place that owns an async runtime: a tokio current-thread runtime plus a
+//! [`KeyVaultStore`], behind synchronous methods for the bindings (which release the GIL
+//! around them).
+//!
+//! Mercurial's chg forks its server process for each command. A runtime, its reactor and the
+//! pooled connections must never be used on both sides of a fork: the session records the pid
+//! it was built in and, in a child, builds a new runtime and new clients (and leaks the
+//! inherited ones rather than dropping them, since dropping would wait for threads that do not
+//! exist in the child and could write to sockets the parent still uses).
+
+use crate::azure::{KeyVaultStore, Secret, SecretProperties, SetOptions};
+use crate::config::{CredentialChoice, VaultConfig};
+use crate::credential::{CredentialEnv, Identity};
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::SecretValue;
+use crate::secret_ref::SecretRef;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug)]
+enum EnvSource {
+    /// Read the process environment when (re)building: chg's forked worker gets the client's
+    /// environment, so a child must look again.
+    Process,
+    Fixed(CredentialEnv),
+}
+
+struct Live {
+    pid: u32,
+    runtime: tokio::runtime::Runtime,
+    store: KeyVaultStore,
+}
+
+/// A synchronous vault session. Methods take `&self` and serialise on an internal lock.
+pub struct Session {
+    config: VaultConfig,
+    env: EnvSource,
+    live: Mutex<Option<Live>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("vault_url", &self.config.vault_url.as_str())
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Blocks on one store method, in a live (post-fork-safe) runtime.
+macro_rules! run {
+    ($session:expr, $method:ident($($arg:expr),*)) => {{
+        let guard = $session.live()?;
+        let live = guard.as_ref().expect("live() fills the session");
+        live.runtime.block_on(live.store.$method($($arg),*))
+    }};
+}
+
+impl Session {
+    /// A session with credentials from the process environment.
+    pub fn new(config: &VaultConfig) -> Result<Session> {
+        Self::build(config, EnvSource::Process)
+    }
+
+    /// A session with credentials from `env` only.
+    pub fn with_env(config: &VaultConfig, env: CredentialEnv) -> Result<Session> {
+        Self::build(config, EnvSource::Fixed(env))
+    }
+
+    fn build(config: &VaultConfig, env: EnvSource) -> Result<Session> {
+        config.validate()?;
+        let session = Session {
+            config: config.clone(),
+            env,
+            live: Mutex::new(None),
+        };
+        // Fail early on configuration errors (CA bundle, authority host...).
+        drop(session.live()?);
+        Ok(session)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    fn make_live(&self) -> Result<Live> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Service,
+                    format!("cannot start the I/O runtime: {e}"),
+                )
+                .with_hint("check the process's limits on threads and file descriptors")
+            })?;
+        let store = {
+            let _guard = runtime.enter();
+            match &self.env {
+                EnvSource::Process => KeyVaultStore::new(&self.config)?,
+                EnvSource::Fixed(env) => KeyVaultStore::with_env(&self.config, env)?,
+            }
+        };
+        Ok(Live {
+            pid: std::process::id(),
+            runtime,
+            store,
+        })
+    }
+
+    fn live(&self) -> Result<MutexGuard<'_, Option<Live>>> {
+        let mut guard = self
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pid = std::process::id();
+        if let Some(old) = guard.take_if(|l| l.pid != pid) {
+            // Inherited across a fork: never drop (see the module docs).
+            std::mem::forget(old);
+        }
+        if guard.is_none() {
+            *guard = Some(self.make_live()?);
+        }
+        Ok(guard)
+    }
+
+    /// See [`KeyVaultStore::get`].
+    pub fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
+        run!(self, get(secret_ref, version))
+    }
+
+    /// See [`KeyVaultStore::set`].
+    pub fn set(
+        &self,
+        secret_ref: &SecretRef,
+        value: &SecretValue,
+        options: SetOptions,
+    ) -> Result<SecretProperties> {
+        run!(self, set(secret_ref, value, options))
+    }
+
+    /// See [`KeyVaultStore::list`].
+    pub fn list(&self) -> Result<Vec<SecretProperties>> {
+        run!(self, list())
+    }
+
+    /// See [`KeyVaultStore::versions`].
+    pub fn versions(&self, secret_ref: &SecretRef) -> Result<Vec<SecretProperties>> {
+        run!(self, versions(secret_ref))
+    }
+
+    /// See [`KeyVaultStore::properties`].
+    pub fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties> {
+        run!(self, properties(secret_ref))
+    }
+
+    /// See [`KeyVaultStore::identity`].
+    pub fn identity(&self) -> Result<Identity> {
+        run!(self, identity())
+    }
+
+    /// The credential link that got a token, once one did (in this process).
+    pub fn selected_link(&self) -> Option<CredentialChoice> {
+        let guard = self.live.lock().ok()?;
+        let live = guard.as_ref()?;
+        (live.pid == std::process::id())
+            .then(|| live.store.selected_link())
+            .flatten()
+    }
+
+    /// The pid the runtime and clients were built in (for tests of the fork handling).
+    pub fn built_in_pid(&self) -> Option<u32> {
+        self.live.lock().ok()?.as_ref().map(|l| l.pid)
+    }
+}

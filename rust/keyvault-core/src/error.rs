@@ -1,0 +1,133 @@
+//! The one error type of the core: a kind to branch on, one sentence for the user and a hint
+//! that says what to do (the shape of Mercurial's `error.Abort(msg, hint=)`).
+//!
+//! Messages and hints never contain a secret value or a token: they are built only from refs,
+//! names, URLs, ids and causes that the core formats itself.
+
+use std::fmt;
+
+/// What went wrong, coarse enough for the bindings to map onto a small exception hierarchy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A secret ref (or Key Vault secret identifier) is not valid.
+    BadRef,
+    /// The configuration is not valid (URL, credential choice, prefix, timeout, CA bundle...).
+    BadConfig,
+    /// The vault has no such secret (or no such version).
+    NotFound,
+    /// The identity is authenticated but lacks a role on the vault.
+    Forbidden,
+    /// The secret exists but is disabled.
+    Disabled,
+    /// The secret has expired or is not valid yet.
+    Expired,
+    /// No credential of the chain could get a token.
+    Unauthenticated,
+    /// The vault or the token endpoint cannot be reached (TLS, refused, unknown host).
+    Unreachable,
+    /// The operation did not finish within the configured timeout.
+    Timeout,
+    /// The service asked to slow down for longer than the deadline allows.
+    Throttled,
+    /// The service failed (5xx) or answered something the core does not understand.
+    Service,
+}
+
+impl ErrorKind {
+    /// A stable, kebab-case name (for `-T json` output and logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRef => "bad-ref",
+            ErrorKind::BadConfig => "bad-config",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Disabled => "disabled",
+            ErrorKind::Expired => "expired",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure with one sentence for the user and, almost always, a hint.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+}
+
+/// `Result` with the core's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An error without a hint (prefer [`Error::with_hint`]).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds (or replaces) the hint.
+    #[must_use]
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// What went wrong, to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// One sentence for the user.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    pub(crate) fn bad_ref(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRef, message)
+    }
+
+    pub(crate) fn bad_config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadConfig, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_message_and_accessors_return_parts() {
+        let err = Error::new(ErrorKind::NotFound, "no secret").with_hint("run `hg vault set REF`");
+        assert_eq!(err.to_string(), "no secret");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(err.message(), "no secret");
+        assert_eq!(err.hint(), Some("run `hg vault set REF`"));
+    }
+
+    #[test]
+    fn kinds_have_stable_names() {
+        assert_eq!(ErrorKind::BadRef.as_str(), "bad-ref");
+        assert_eq!(ErrorKind::Unauthenticated.to_string(), "unauthenticated");
+    }
+}

@@ -1,0 +1,472 @@
+//! The HTTP side shared by the vault client and every credential of a store: one reqwest
+//! client (system roots + optional extra PEM roots), transport errors classified once, and a
+//! per-call policy that owns retries (bounded by the operation's deadline) and the User-Agent
+//! suffix.
+//!
+//! The SDK's own retry policy is switched off (`RetryOptions::none()`): by default it retries
+//! connection and TLS errors for about 80 s, which would hide an untrusted certificate or a
+//! refused port behind a minute of silence.
+
+use crate::config::VaultConfig;
+use crate::error::{Error, ErrorKind, Result};
+use azure_core::http::{
+    headers::{HeaderName, RETRY_AFTER, RETRY_AFTER_MS, USER_AGENT, X_MS_RETRY_AFTER_MS},
+    policies::{Policy, PolicyResult},
+    AsyncRawResponse, ClientOptions, Context, HttpClient, Request, RetryOptions, StatusCode,
+    Transport,
+};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Longest connect attempt; the operation's deadline may be shorter.
+pub(crate) const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts of one request on 429/5xx (the first try included).
+const MAX_ATTEMPTS: u32 = 4;
+
+tokio::task_local! {
+    /// The operation being run on this task: its deadline and the request in flight.
+    pub(crate) static OPERATION: Arc<Operation>;
+}
+
+/// Per-operation state, shared between the store (which enforces the deadline) and the
+/// per-call policy (which must not sleep past it).
+#[derive(Debug)]
+pub(crate) struct Operation {
+    pub(crate) deadline: Instant,
+    pub(crate) timeout: Duration,
+    in_flight: Mutex<Option<String>>,
+}
+
+impl Operation {
+    pub(crate) fn new(timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            deadline: Instant::now() + timeout,
+            timeout,
+            in_flight: Mutex::new(None),
+        })
+    }
+
+    /// The URL (without query) of the last request that was sent, for timeout messages.
+    pub(crate) fn in_flight(&self) -> Option<String> {
+        self.in_flight.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn set_in_flight(&self, url: String) {
+        if let Ok(mut g) = self.in_flight.lock() {
+            *g = Some(url);
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// `scheme://host[:port]/path`, without query or fragment (they may carry ids we need not show).
+pub(crate) fn display_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// `1.5 s`, `10 s`.
+pub(crate) fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if (s - s.round()).abs() < 0.05 {
+        format!("{} s", s.round() as u64)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// Builds the one reqwest client of a store.
+pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(config.timeout.min(MAX_CONNECT_TIMEOUT))
+        // A credential must never follow a redirect to another origin; the SDK does not expect any.
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(60));
+    if let Some(path) = &config.extra_roots_pem {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::bad_config(format!("cannot read the CA bundle {}: {e}", path.display()))
+                .with_hint("point it at a readable PEM file of CA certificates")
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+            Error::bad_config(format!(
+                "the CA bundle {} is not a PEM file of certificates",
+                path.display()
+            ))
+            .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks")
+        })?;
+        if certs.is_empty() {
+            return Err(Error::bad_config(format!(
+                "the CA bundle {} contains no certificate",
+                path.display()
+            ))
+            .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks"));
+        }
+        // Merge: the system roots stay trusted (rustls-platform-verifier with extra roots).
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| {
+        Error::bad_config(format!(
+            "cannot set up the HTTPS client: {}",
+            error_chain_text(&e)
+        ))
+        .with_hint("check the CA bundle setting and the system's certificate store")
+    })
+}
+
+/// The SDK client options every pipeline of a store gets.
+pub(crate) fn client_options(http: &reqwest::Client, config: &VaultConfig) -> ClientOptions {
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(ClassifyingClient {
+            inner: http.clone(),
+        }))),
+        retry: RetryOptions::none(),
+        per_call_policies: vec![Arc::new(CallPolicy {
+            user_agent_suffix: config.user_agent_suffix.clone(),
+        })],
+        ..Default::default()
+    }
+}
+
+/// Why a request never got a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TransportCause {
+    Tls,
+    Refused,
+    UnknownHost,
+    ConnectTimeout,
+    Other,
+}
+
+/// A request that got no HTTP response; carried inside the SDK's error so that the store can
+/// report the URL and the cause.
+#[derive(Clone, Debug)]
+pub(crate) struct TransportFailure {
+    pub(crate) url: String,
+    pub(crate) cause: TransportCause,
+    pub(crate) detail: String,
+}
+
+impl fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.url, self.detail)
+    }
+}
+
+impl std::error::Error for TransportFailure {}
+
+impl TransportFailure {
+    pub(crate) fn into_error(self) -> Error {
+        let hint = match self.cause {
+            TransportCause::Tls => {
+                "if the server uses a private CA, add it to the extra CA bundle (VaultConfig.extra_roots_pem); \
+                 otherwise check that the URL points at the right server"
+            }
+            TransportCause::Refused => "check the URL and port, and that the server (or proxy) is running",
+            TransportCause::UnknownHost => "check the URL for typos and that DNS resolves the host name",
+            TransportCause::ConnectTimeout => "check the network, firewall and proxy between here and the server",
+            TransportCause::Other => "check the network and the URL",
+        };
+        Error::new(
+            ErrorKind::Unreachable,
+            format!("cannot reach {}: {}", self.url, self.detail),
+        )
+        .with_hint(hint)
+    }
+}
+
+/// Every error in a `source()` chain, looking inside `io::Error`s (whose `source()` skips the
+/// wrapped error, which is where rustls puts its certificate errors).
+pub(crate) fn walk_errors<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+    visit: &mut dyn FnMut(&'a (dyn std::error::Error + 'static)),
+) {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        visit(e);
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                walk_errors(inner, visit);
+            }
+        }
+        current = e.source();
+    }
+}
+
+/// The innermost non-empty message of a chain, for causes we do not recognise.
+pub(crate) fn error_chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = String::new();
+    walk_errors(err, &mut |e| {
+        let text = e.to_string();
+        if !text.is_empty() {
+            last = text;
+        }
+    });
+    last
+}
+
+pub(crate) fn classify_reqwest_error(url: &url::Url, err: &reqwest::Error) -> TransportFailure {
+    let mut cause = None;
+    walk_errors(err, &mut |e| {
+        if cause.is_some() {
+            return;
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            cause = Some((TransportCause::Tls, describe_tls(tls)));
+        } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    cause = Some((TransportCause::Refused, "connection refused".to_owned()))
+                }
+                std::io::ErrorKind::ConnectionReset => {
+                    cause = Some((
+                        TransportCause::Other,
+                        "connection reset by the server".to_owned(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+    });
+    let (cause, detail) = cause.unwrap_or_else(|| {
+        let text = error_chain_text(err);
+        let lower = text.to_ascii_lowercase();
+        if err.is_timeout() && err.is_connect() {
+            (
+                TransportCause::ConnectTimeout,
+                "connection timed out".to_owned(),
+            )
+        } else if lower.contains("dns error")
+            || lower.contains("failed to lookup address")
+            || lower.contains("name or service not known")
+            || lower.contains("no address associated")
+        {
+            (
+                TransportCause::UnknownHost,
+                format!("unknown host ({text})"),
+            )
+        } else if lower.contains("certificate") || lower.contains("tls") {
+            (TransportCause::Tls, format!("TLS error ({text})"))
+        } else if err.is_connect() {
+            (TransportCause::Other, format!("cannot connect ({text})"))
+        } else {
+            (TransportCause::Other, text)
+        }
+    });
+    TransportFailure {
+        url: display_url(url),
+        cause,
+        detail,
+    }
+}
+
+fn describe_tls(err: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match err {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "certificate not trusted (unknown issuer)".to_owned(),
+            C::Expired | C::ExpiredContext { .. } => "certificate expired".to_owned(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".to_owned(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate is not valid for this host name".to_owned()
+            }
+            C::Revoked => "certificate revoked".to_owned(),
+            C::BadSignature => "certificate has a bad signature".to_owned(),
+            other => format!("certificate not trusted ({other:?})"),
+        },
+        other => format!("TLS handshake failed ({other})"),
+    }
+}
+
+/// reqwest behind the SDK's `HttpClient`, turning "no response" into a [`TransportFailure`].
+#[derive(Debug)]
+struct ClassifyingClient {
+    inner: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ClassifyingClient {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        match self.inner.execute_request(request).await {
+            Ok(rsp) => Ok(rsp),
+            Err(err) => {
+                let failure = err
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<reqwest::Error>())
+                    .map(|re| classify_reqwest_error(request.url(), re))
+                    .unwrap_or_else(|| TransportFailure {
+                        url: display_url(request.url()),
+                        cause: TransportCause::Other,
+                        detail: error_chain_text(&err),
+                    });
+                // Kind `Other`: no SDK retry policy (not even IMDS's own) retries it.
+                Err(azure_core::Error::new(
+                    azure_core::error::ErrorKind::Other,
+                    failure,
+                ))
+            }
+        }
+    }
+}
+
+/// Outermost policy of every pipeline: User-Agent suffix, then retries of 429/5xx bounded by
+/// the operation's deadline. Transport errors are returned at once.
+#[derive(Debug)]
+struct CallPolicy {
+    user_agent_suffix: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Policy for CallPolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        if let Some(suffix) = &self.user_agent_suffix {
+            // `UserAgentOptions::application_id` panics beyond 24 characters; append instead.
+            let ua = match request.headers().get_optional_str(&USER_AGENT) {
+                Some(existing) => format!("{existing} {suffix}"),
+                None => suffix.clone(),
+            };
+            request.insert_header(USER_AGENT, ua);
+        }
+        let operation = OPERATION.try_with(Arc::clone).ok();
+        if let Some(op) = &operation {
+            op.set_in_flight(display_url(request.url()));
+        }
+        let mut attempt = 1;
+        loop {
+            let response = next[0].send(ctx, request, &next[1..]).await?;
+            let status = response.status();
+            if !is_retryable(status) || attempt >= MAX_ATTEMPTS {
+                return Ok(response);
+            }
+            let asked = retry_after(response.headers());
+            let wait = asked.unwrap_or_else(|| backoff(attempt));
+            let remaining = operation
+                .as_ref()
+                .map_or(Duration::from_secs(2), |op| op.remaining());
+            if wait >= remaining {
+                if let Some(asked) = asked {
+                    let url = display_url(request.url());
+                    let left = operation.as_ref().map(|op| op.timeout);
+                    return Err(azure_core::Error::new(
+                        azure_core::error::ErrorKind::Other,
+                        throttled(&url, status, asked, left),
+                    ));
+                }
+                return Ok(response);
+            }
+            drop(response);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+pub(crate) fn throttled(
+    url: &str,
+    status: StatusCode,
+    asked: Duration,
+    timeout: Option<Duration>,
+) -> Error {
+    let within = timeout.map_or(String::new(), |t| {
+        format!(", longer than the timeout of {}", secs(t))
+    });
+    Error::new(
+        ErrorKind::Throttled,
+        format!(
+            "{url} is throttling requests (HTTP {}) and asked to wait {}{within}",
+            u16::from(status),
+            secs(asked)
+        ),
+    )
+    .with_hint("try again later, or raise keyvault.timeout above the requested wait")
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(u16::from(status), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1).min(4)))
+}
+
+/// `retry-after-ms`, `x-ms-retry-after-ms`, then `Retry-After` (seconds or an HTTP date).
+pub(crate) fn retry_after(headers: &azure_core::http::headers::Headers) -> Option<Duration> {
+    let ms = |name: &HeaderName| {
+        headers
+            .get_optional_str(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+    };
+    ms(&RETRY_AFTER_MS)
+        .or_else(|| ms(&X_MS_RETRY_AFTER_MS))
+        .or_else(|| {
+            let v = headers.get_optional_str(&RETRY_AFTER)?.trim();
+            if let Ok(s) = v.parse::<u64>() {
+                return Some(Duration::from_secs(s));
+            }
+            let at = azure_core::time::parse_rfc7231(v).ok()?;
+            let now = azure_core::time::OffsetDateTime::now_utc();
+            Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::http::headers::Headers;
+
+    #[test]
+    fn retry_after_reads_seconds_milliseconds_and_dates() {
+        let mut h = Headers::new();
+        h.insert(RETRY_AFTER, "2");
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(RETRY_AFTER_MS, "1500");
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = Headers::new();
+        h.insert(RETRY_AFTER, "Fri, 01 Jan 2021 00:00:10 GMT");
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(retry_after(&Headers::new()), None);
+    }
+
+    #[test]
+    fn durations_print_briefly() {
+        assert_eq!(secs(Duration::from_secs(10)), "10 s");
+        assert_eq!(secs(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    #[test]
+    fn throttled_error_says_how_long_the_vault_asked_to_wait() {
+        let e = throttled(
+            "https://v/secrets/x",
+            StatusCode::TooManyRequests,
+            Duration::from_secs(30),
+            Some(Duration::from_secs(3)),
+        );
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        assert!(
+            e.message().contains("asked to wait 30 s"),
+            "{}",
+            e.message()
+        );
+        assert!(e.message().contains("timeout of 3 s"));
+    }
+
+    #[test]
+    fn display_url_drops_the_query() {
+        let u = url::Url::parse("https://h:1/p/q?api-version=1&client_id=x#f").unwrap();
+        assert_eq!(display_url(&u), "https://h:1/p/q");
+    }
+}
