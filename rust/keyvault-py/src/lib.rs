@@ -1,1 +1,38 @@
+//! `hgext3rd.keyvault._native`: a thin PyO3 layer over `hg_keyvault_core`. It converts types,
+//! maps errors (all in `exceptions.rs`) and releases the GIL around blocking work. No logic.
 
+mod convert;
+mod exceptions;
+mod vault;
+
+use exceptions::to_pyerr;
+use hg_keyvault_core::name::{self, NamePrefix};
+use hg_keyvault_core::secret_ref::SecretRef;
+use pyo3::prelude::*;
+
+/// The canonical text of a secret reference; raises `BadRefError` saying why it is not valid.
+#[pyfunction]
+fn parse_ref(py: Python<'_>, text: &str) -> PyResult<String> {
+    SecretRef::parse(text)
+        .map(|r| r.as_str().to_string())
+        .map_err(|e| to_pyerr(py, e))
+}
+
+/// The Key Vault secret name that `secret_ref` is stored under.
+#[pyfunction]
+#[pyo3(signature = (secret_ref, prefix="hg-"))]
+fn secret_name(py: Python<'_>, secret_ref: &str, prefix: &str) -> PyResult<String> {
+    let r = SecretRef::parse(secret_ref).map_err(|e| to_pyerr(py, e))?;
+    let prefix = NamePrefix::parse(prefix).map_err(|e| to_pyerr(py, e))?;
+    Ok(name::secret_name(&r, &prefix))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    exceptions::register(m)?;
+    m.add_class::<vault::Vault>()?;
+    m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
+    m.add_function(wrap_pyfunction!(secret_name, m)?)?;
+    Ok(())
+}

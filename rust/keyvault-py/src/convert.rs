@@ -1,0 +1,52 @@
+//! Core values to Python values: structured dicts, never text to re-parse. Times are Unix epoch
+//! seconds (float) so Python needs no date parsing.
+
+use hg_keyvault_core::azure::SecretProperties;
+use hg_keyvault_core::credential::Identity;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+fn epoch(t: Option<OffsetDateTime>) -> Option<f64> {
+    t.map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+pub fn properties<'py>(py: Python<'py>, p: &SecretProperties) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("ref", &p.secret_ref)?;
+    d.set_item("name", &p.name)?;
+    d.set_item("version", &p.version)?;
+    d.set_item("id", &p.id)?;
+    d.set_item("enabled", p.enabled)?;
+    d.set_item("expires", epoch(p.expires))?;
+    d.set_item("not_before", epoch(p.not_before))?;
+    d.set_item("created", epoch(p.created))?;
+    d.set_item("updated", epoch(p.updated))?;
+    d.set_item("content_type", &p.content_type)?;
+    d.set_item("tags", &p.tags)?;
+    Ok(d)
+}
+
+pub fn identity<'py>(py: Python<'py>, i: &Identity) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("link", i.link.as_str())?;
+    d.set_item("tenant_id", &i.tenant_id)?;
+    d.set_item("client_id", &i.client_id)?;
+    d.set_item("object_id", &i.object_id)?;
+    Ok(d)
+}
+
+pub fn epoch_to_time(seconds: Option<f64>) -> PyResult<Option<OffsetDateTime>> {
+    seconds
+        .map(|s| {
+            OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(format!("{s} is not a valid time"))
+            })
+        })
+        .transpose()
+}
+
+pub fn tags(tags: Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    tags.unwrap_or_default()
+}

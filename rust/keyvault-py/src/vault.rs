@@ -1,0 +1,160 @@
+//! `Vault`: a blocking session on one Azure Key Vault. Every method that may touch the network
+//! releases the GIL (`py.detach`) so other Python threads keep running.
+
+use crate::convert;
+use crate::exceptions::to_pyerr;
+use hg_keyvault_core::azure::SetOptions;
+use hg_keyvault_core::blocking::Session;
+use hg_keyvault_core::config::{CredentialChoice, VaultConfig};
+use hg_keyvault_core::name::NamePrefix;
+use hg_keyvault_core::secret::SecretValue;
+use hg_keyvault_core::secret_ref::SecretRef;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[pyclass(frozen, module = "hgext3rd.keyvault._native")]
+pub struct Vault {
+    session: Session,
+}
+
+fn parse_ref(py: Python<'_>, text: &str) -> PyResult<SecretRef> {
+    SecretRef::parse(text).map_err(|e| to_pyerr(py, e))
+}
+
+#[pymethods]
+impl Vault {
+    #[new]
+    #[pyo3(signature = (url, *, credential="auto", cacerts=None, verify_challenge_resource=true,
+                        timeout=10.0, name_prefix="hg-", user_agent=None))]
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        credential: &str,
+        cacerts: Option<PathBuf>,
+        verify_challenge_resource: bool,
+        timeout: f64,
+        name_prefix: &str,
+        user_agent: Option<String>,
+    ) -> PyResult<Self> {
+        let err = |e| to_pyerr(py, e);
+        let mut config = VaultConfig::new(url).map_err(err)?;
+        config.credential = credential.parse::<CredentialChoice>().map_err(err)?;
+        config.extra_roots_pem = cacerts;
+        config.verify_challenge_resource = verify_challenge_resource;
+        config.timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err("timeout must be a positive number of seconds")
+        })?;
+        config.name_prefix = NamePrefix::parse(name_prefix).map_err(err)?;
+        config.user_agent_suffix = user_agent;
+        let session = py.detach(|| Session::new(&config)).map_err(err)?;
+        Ok(Vault { session })
+    }
+
+    /// `(value, properties)` of the current version, or of `version`.
+    #[pyo3(signature = (secret_ref, version=None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        secret_ref: &str,
+        version: Option<&str>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+        let r = parse_ref(py, secret_ref)?;
+        let secret = py
+            .detach(|| self.session.get(&r, version))
+            .map_err(|e| to_pyerr(py, e))?;
+        let value = PyBytes::new(py, secret.value.expose());
+        Ok((value, convert::properties(py, &secret.properties)?))
+    }
+
+    /// Reads the current value (proving it is readable) and returns only its properties: the
+    /// value is dropped, zeroized, on the Rust side and never reaches Python.
+    fn check<'py>(&self, py: Python<'py>, secret_ref: &str) -> PyResult<Bound<'py, PyDict>> {
+        let r = parse_ref(py, secret_ref)?;
+        let secret = py
+            .detach(|| self.session.get(&r, None))
+            .map_err(|e| to_pyerr(py, e))?;
+        convert::properties(py, &secret.properties)
+    }
+
+    /// Stores `value` as a new version of `secret_ref`; returns the new version's properties.
+    #[pyo3(signature = (secret_ref, value, *, expires=None, tags=None))]
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        secret_ref: &str,
+        value: &[u8],
+        expires: Option<f64>,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let r = parse_ref(py, secret_ref)?;
+        let value = SecretValue::from(value);
+        let options = SetOptions {
+            expires: convert::epoch_to_time(expires)?,
+            tags: convert::tags(tags),
+        };
+        let props = py
+            .detach(|| self.session.set(&r, &value, options))
+            .map_err(|e| to_pyerr(py, e))?;
+        convert::properties(py, &props)
+    }
+
+    /// Properties of the current version.
+    fn properties<'py>(&self, py: Python<'py>, secret_ref: &str) -> PyResult<Bound<'py, PyDict>> {
+        let r = parse_ref(py, secret_ref)?;
+        let props = py
+            .detach(|| self.session.properties(&r))
+            .map_err(|e| to_pyerr(py, e))?;
+        convert::properties(py, &props)
+    }
+
+    /// Properties of every version of `secret_ref`, oldest first.
+    fn versions<'py>(&self, py: Python<'py>, secret_ref: &str) -> PyResult<Bound<'py, PyList>> {
+        let r = parse_ref(py, secret_ref)?;
+        let all = py
+            .detach(|| self.session.versions(&r))
+            .map_err(|e| to_pyerr(py, e))?;
+        let items = all
+            .iter()
+            .map(|p| convert::properties(py, p))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// Properties of every secret in the vault (all pages).
+    fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let all = py
+            .detach(|| self.session.list())
+            .map_err(|e| to_pyerr(py, e))?;
+        let items = all
+            .iter()
+            .map(|p| convert::properties(py, p))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// The identity the vault sees (`link`, `tenant_id`, `client_id`, `object_id`); gets a token
+    /// first if none was obtained yet.
+    fn identity<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let identity = py
+            .detach(|| self.session.identity())
+            .map_err(|e| to_pyerr(py, e))?;
+        convert::identity(py, &identity)
+    }
+
+    /// The credential link that got a token in this process, if any did.
+    fn selected_link(&self) -> Option<&'static str> {
+        self.session.selected_link().map(CredentialChoice::as_str)
+    }
+
+    #[getter]
+    fn url(&self) -> String {
+        self.session.config().vault_url.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Vault {}>", self.session.config().vault_url)
+    }
+}
