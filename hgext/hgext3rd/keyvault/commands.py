@@ -1,0 +1,221 @@
+"""``hg vault``: what identity is used, whether the vault answers, the state of
+every configured secret; and storing a secret. Never a value."""
+
+from __future__ import annotations
+
+import time
+
+from mercurial import cmdutil, error, registrar
+from mercurial.i18n import _
+
+from . import config
+
+cmdtable = {}
+command = registrar.command(cmdtable)
+
+# Days before expiry from which a secret is reported as "expiring soon".
+EXPIRY_WARNING_DAYS = 14
+
+
+def _b(text) -> bytes:
+    return b"" if text is None else str(text).encode("utf-8", "replace")
+
+
+def _date(epoch) -> bytes:
+    if epoch is None:
+        return b"never"
+    return _b(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)))
+
+
+def _state(props, now) -> str:
+    expires = props.get("expires")
+    if expires is not None and expires <= now:
+        return "expired"
+    if expires is not None and expires - now < EXPIRY_WARNING_DAYS * 86400:
+        return "expiring soon"
+    return "ok"
+
+
+def _secret_state(client, group, native):
+    """(state, properties, error message) of one group's secret, never its value."""
+    try:
+        props = client.check(group.ref)
+    except native.NotFoundError as exc:
+        return "missing", {}, exc
+    except native.ForbiddenError as exc:
+        return "forbidden", {}, exc
+    except native.DisabledError as exc:
+        return "disabled", {}, exc
+    except native.ExpiredError as exc:
+        return "expired", {}, exc
+    except native.KeyVaultError as exc:
+        return "error", {}, exc
+    return _state(props, time.time()), props, None
+
+
+READABLE = ("ok", "expiring soon")
+
+
+def vault_status(ui, **opts):
+    from . import session
+
+    native = session.native_module()
+    settings = config.vault_settings(ui)
+    groups = config.vault_groups(ui)
+    client = session.vault(ui)
+
+    fm = ui.formatter(b"vault", opts)
+    fm.startitem()
+    fm.write(b"provider", b"provider:   %s\n", b"azure")
+    fm.write(b"url", b"vault:      %s\n", _b(settings.url))
+
+    start = time.monotonic()
+    answered, failure = True, None
+    try:
+        client.ping()
+    except (native.UnreachableError, native.VaultTimeoutError) as exc:
+        answered, failure = False, exc
+    except native.KeyVaultError as exc:
+        failure = exc
+    elapsed_ms = int((time.monotonic() - start) * 1000)
+
+    identity = client.identity() or {}
+    fm.write(
+        b"credential",
+        b"credential: %s\n",
+        _b(identity.get("link") or settings.credential),
+    )
+    fm.condwrite(
+        bool(identity),
+        b"tenant_id client_id object_id",
+        b"identity:   tenant %s, client %s, object %s\n",
+        _b(identity.get("tenant_id") or "?"),
+        _b(identity.get("client_id") or "?"),
+        _b(identity.get("object_id") or "?"),
+    )
+    fm.write(
+        b"answered elapsed_ms",
+        b"answered:   %s in %d ms\n",
+        b"yes" if answered else b"no",
+        elapsed_ms,
+    )
+    fm.condwrite(
+        failure is not None, b"error", b"error:      %s\n", _b(getattr(failure, "message", ""))
+    )
+    fm.condwrite(
+        failure is not None and bool(getattr(failure, "hint", None)),
+        b"hint",
+        b"hint:       %s\n",
+        _b(getattr(failure, "hint", "")),
+    )
+
+    unreadable = 0
+    with fm.nested(b"secrets") as sub:
+        for group in groups:
+            state, props, exc = _secret_state(client, group, native)
+            if state not in READABLE:
+                unreadable += 1
+            sub.startitem()
+            sub.write(b"group state", b"[auth] %s: %s\n", _b(group.name), _b(state))
+            sub.write(b"prefix", b"  prefix:   %s\n", _b(group.prefix))
+            sub.write(b"username", b"  username: %s\n", _b(group.username or ""))
+            sub.write(b"ref", b"  ref:      %s\n", _b(group.ref))
+            sub.write(b"name", b"  name:     %s\n", _b(_secret_name(native, group, settings)))
+            sub.write(b"version", b"  version:  %s\n", _b(props.get("version") or "-"))
+            sub.write(b"expires", b"  expires:  %s\n", _date(props.get("expires")))
+            sub.condwrite(
+                exc is not None, b"error", b"  error:    %s\n", _b(getattr(exc, "message", ""))
+            )
+            sub.condwrite(
+                exc is not None and bool(getattr(exc, "hint", None)),
+                b"hint",
+                b"  hint:     %s\n",
+                _b(getattr(exc, "hint", "")),
+            )
+    if not groups:
+        fm.plain(_(b"no [auth] group has a vault key\n"))
+    fm.end()
+    return 1 if unreadable or not answered else 0
+
+
+def _secret_name(native, group, settings) -> str:
+    try:
+        return native.secret_name(group.ref, settings.name_prefix)
+    except native.KeyVaultError:
+        return "?"
+
+
+def _read_value(ui) -> bytes:
+    """The new value: from stdin, or a hidden prompt on a terminal. Never argv."""
+    if ui.interactive() and ui._isatty(ui.fin):
+        value = ui.getpass(_(b"value (hidden): "))
+        if value is None:
+            raise error.Abort(_(b"no value given"))
+        return value
+    value = ui.fin.read()
+    # `echo secret | hg vault set REF` should store "secret", not "secret\n".
+    if value.endswith(b"\r\n"):
+        value = value[:-2]
+    elif value.endswith(b"\n"):
+        value = value[:-1]
+    return value
+
+
+def vault_set(ui, ref, **opts):
+    from . import session
+
+    native = session.native_module()
+    client = session.vault(ui)
+    value = _read_value(ui)
+    if not value:
+        raise error.Abort(
+            _(b"refusing to store an empty value for %s") % _b(ref),
+            hint=_(b"pipe the value on stdin: printf '%s' \"$VALUE\" | hg vault set REF"),
+        )
+    try:
+        props = client.set(ref, value)
+    except native.KeyVaultError as exc:
+        raise session.abort_for(exc, ref) from None
+    finally:
+        del value
+    fm = ui.formatter(b"vault", opts)
+    fm.startitem()
+    fm.write(
+        b"ref name version",
+        b"stored %s as %s, version %s\n",
+        _b(ref),
+        _b(props.get("name")),
+        _b(props.get("version")),
+    )
+    fm.end()
+    return 0
+
+
+@command(
+    b"vault",
+    cmdutil.formatteropts,
+    _(b"[status | set REF]"),
+    helpcategory=command.CATEGORY_MISC,
+    norepo=True,
+)
+def vault(ui, *args, **opts):
+    """show the vault's state, or store a secret in it
+
+    ``hg vault`` (or ``hg vault status``) shows the vault, the credential and
+    identity used, whether the vault answered and how fast, and the state of
+    the secret of every ``[auth]`` group with a ``vault`` key: ok, expiring
+    soon, missing, forbidden, disabled, expired. It never shows a value. It
+    exits 1 when any configured secret cannot be read, so a CI job can run it
+    as a preflight.
+
+    ``hg vault set REF`` stores the value read from standard input (or typed at
+    a hidden prompt) under REF, as a new version, and prints that version.
+
+    Returns 0 on success, 1 if a configured secret cannot be read.
+    """
+    action, rest = (args[0], args[1:]) if args else (b"status", ())
+    if action == b"status" and not rest:
+        return vault_status(ui, **opts)
+    if action == b"set" and len(rest) == 1:
+        return vault_set(ui, rest[0].decode("utf-8", "surrogateescape"), **opts)
+    raise error.CommandError(b"vault", _(b"invalid arguments"))

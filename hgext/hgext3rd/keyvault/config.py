@@ -1,0 +1,130 @@
+"""The extension's configuration: registered items and the readers of them.
+
+Only Mercurial's trusted configuration is read (``ui.config`` ignores
+untrusted files by default), so an untrusted ``.hg/hgrc`` never decides where a
+secret comes from or where it goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mercurial import registrar
+
+configtable = {}
+configitem = registrar.configitem(configtable)
+
+configitem(b"keyvault", b"url", default=None)
+configitem(b"keyvault", b"credential", default=b"auto")
+configitem(b"keyvault", b"cacerts", default=None)
+configitem(b"keyvault", b"verify-challenge-resource", default=True)
+configitem(b"keyvault", b"timeout", default=10.0)
+configitem(b"keyvault", b"name-prefix", default=b"hg-")
+
+CREDENTIAL_CHOICES = (
+    b"auto",
+    b"environment",
+    b"workload-identity",
+    b"managed-identity",
+    b"azure-cli",
+)
+
+
+@dataclass(frozen=True)
+class VaultGroup:
+    """An ``[auth]`` group whose password lives in the vault."""
+
+    name: str
+    prefix: str
+    schemes: tuple[str, ...]
+    username: str | None
+    ref: str
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """The ``[keyvault]`` section, as the native ``Vault`` takes it."""
+
+    url: str | None
+    credential: str
+    cacerts: str | None
+    verify_challenge_resource: bool
+    timeout: float
+    name_prefix: str
+
+    def native_kwargs(self) -> dict:
+        return {
+            "credential": self.credential,
+            "cacerts": self.cacerts,
+            "verify_challenge_resource": self.verify_challenge_resource,
+            "timeout": self.timeout,
+            "name_prefix": self.name_prefix,
+        }
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def vault_settings(ui) -> VaultSettings:
+    """Read ``[keyvault]``; raise ``error.ConfigError`` naming the bad key."""
+    from mercurial import error, util
+
+    credential = ui.config(b"keyvault", b"credential") or b"auto"
+    if credential not in CREDENTIAL_CHOICES:
+        raise error.ConfigError(
+            b"keyvault.credential: unknown credential '%s'" % credential,
+            hint=b"use one of: %s" % b", ".join(CREDENTIAL_CHOICES),
+        )
+    timeout = ui.configwith(float, b"keyvault", b"timeout")
+    if not timeout > 0:
+        raise error.ConfigError(
+            b"keyvault.timeout: must be a positive number of seconds, not %s"
+            % ui.config(b"keyvault", b"timeout"),
+            hint=b"the default is 10",
+        )
+    url = ui.config(b"keyvault", b"url")
+    if url is not None and not url.lower().startswith(b"https://"):
+        raise error.ConfigError(
+            b"keyvault.url: '%s' is not an https:// URL" % url,
+            hint=b"use the vault's URI, for example https://contoso-hg.vault.azure.net/",
+        )
+    cacerts = ui.config(b"keyvault", b"cacerts")
+    if cacerts:
+        cacerts = util.expandpath(cacerts)
+    return VaultSettings(
+        url=_text(url),
+        credential=_text(credential),
+        cacerts=_text(cacerts) or None,
+        verify_challenge_resource=ui.configbool(b"keyvault", b"verify-challenge-resource"),
+        timeout=timeout,
+        name_prefix=_text(ui.config(b"keyvault", b"name-prefix") or b"hg-"),
+    )
+
+
+def vault_groups(ui) -> list[VaultGroup]:
+    """Every ``[auth]`` group that has a ``vault`` key, in configuration order."""
+    from mercurial import util
+
+    groups: dict[bytes, dict[bytes, bytes]] = {}
+    for key, value in ui.configitems(b"auth"):
+        if b"." not in key:
+            continue
+        group, setting = key.rsplit(b".", 1)
+        groups.setdefault(group, {})[setting] = value
+    found = []
+    for name, settings in groups.items():
+        ref = settings.get(b"vault")
+        if not ref:
+            continue
+        username = settings.get(b"username")
+        found.append(
+            VaultGroup(
+                name=_text(name),
+                prefix=_text(settings.get(b"prefix") or b""),
+                schemes=tuple(_text(settings.get(b"schemes") or b"https").split()),
+                username=_text(util.expandpath(username)) if username else None,
+                ref=_text(ref),
+            )
+        )
+    return found

@@ -1,0 +1,114 @@
+"""The process's vault session: one native client, values kept in memory only.
+
+Everything here runs only once a credential is actually needed; importing this
+module loads the native core.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mercurial import error
+
+from . import _native, config
+from ._native import BadRefError, ConfigError, KeyVaultError, Vault
+
+_USER_AGENT = "hg-keyvault"
+
+
+@dataclass
+class Fetched:
+    """A password read from the vault for one ``[auth]`` group."""
+
+    group: config.VaultGroup
+    value: str
+    version: str | None
+
+
+# One client per set of settings: chg runs many commands in one server, and
+# each forked worker builds its own (the core refuses to reuse one across a fork).
+_vaults: dict[config.VaultSettings, Vault] = {}
+_values: dict[tuple[config.VaultSettings, str], Fetched] = {}
+
+
+def native_module():
+    return _native
+
+
+def _b(text) -> bytes:
+    return str(text).encode("utf-8", "replace")
+
+
+def abort_for(exc: KeyVaultError, context: str | None = None) -> error.Abort:
+    """Turn a core error into Mercurial's abort with the core's hint."""
+    message = _b(exc.message)
+    if context:
+        message = b"%s: %s" % (_b(context), message)
+    hint = _b(exc.hint) if exc.hint else None
+    if isinstance(exc, (ConfigError, BadRefError)):
+        return error.ConfigError(message, hint=hint)
+    return error.Abort(message, hint=hint)
+
+
+def user_agent(ui) -> str:
+    from mercurial import util as hgutil
+
+    return f"{_USER_AGENT} hg/{hgutil.version().decode('ascii', 'replace')}"
+
+
+def vault(ui) -> Vault:
+    settings = config.vault_settings(ui)
+    if settings.url is None:
+        raise error.ConfigError(
+            b"keyvault.url is not set",
+            hint=b"set [keyvault] url = https://<your-vault>.vault.azure.net/",
+        )
+    client = _vaults.get(settings)
+    if client is None:
+        try:
+            client = Vault(settings.url, user_agent=user_agent(ui), **settings.native_kwargs())
+        except KeyVaultError as exc:
+            raise abort_for(exc, "keyvault") from None
+        _vaults[settings] = client
+    return client
+
+
+def password_for(ui, group: config.VaultGroup) -> Fetched:
+    """The group's password, read from the vault once per process."""
+    settings = config.vault_settings(ui)
+    key = (settings, group.ref)
+    fetched = _values.get(key)
+    if fetched is not None:
+        return fetched
+    client = vault(ui)
+    start = time.monotonic()
+    try:
+        value, props = client.get(group.ref)
+    except KeyVaultError as exc:
+        raise abort_for(exc, f"[auth] {group.name}") from None
+    ui.debug(
+        b"keyvault: [auth] %s: read %s version %s in %d ms\n"
+        % (
+            _b(group.name),
+            _b(props.get("name")),
+            _b(props.get("version")),
+            (time.monotonic() - start) * 1000,
+        )
+    )
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error.Abort(
+            b"[auth] %s: the secret %s is not UTF-8 text, so it cannot be an HTTP password"
+            % (_b(group.name), _b(group.ref)),
+            hint=b"store the password as text with: hg vault set %s" % _b(group.ref),
+        ) from None
+    fetched = Fetched(group=group, value=text, version=props.get("version"))
+    _values[key] = fetched
+    return fetched
+
+
+def forget_values() -> None:
+    """Drop every value this process holds (tests, and after a rejection)."""
+    _values.clear()
