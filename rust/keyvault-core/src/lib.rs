@@ -10,6 +10,7 @@ pub mod config;
 pub mod credential;
 pub mod error;
 pub mod name;
+pub mod origin;
 pub mod secret;
 pub mod secret_ref;
 mod transport;

@@ -84,10 +84,15 @@ pub(crate) fn secs(d: Duration) -> String {
     }
 }
 
+/// Connecting (TCP + TLS handshake) may take this long.
+pub(crate) fn connect_timeout(config: &VaultConfig) -> Duration {
+    config.timeout.min(MAX_CONNECT_TIMEOUT)
+}
+
 /// Builds the one reqwest client of a store.
 pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
-        .connect_timeout(config.timeout.min(MAX_CONNECT_TIMEOUT))
+        .connect_timeout(connect_timeout(config))
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60));
@@ -127,6 +132,7 @@ pub(crate) fn client_options(http: &reqwest::Client, config: &VaultConfig) -> Cl
     ClientOptions {
         transport: Some(Transport::new(Arc::new(ClassifyingClient {
             inner: http.clone(),
+            connect_timeout: connect_timeout(config),
         }))),
         retry: RetryOptions::none(),
         per_call_policies: vec![Arc::new(CallPolicy {
@@ -165,6 +171,16 @@ impl std::error::Error for TransportFailure {}
 
 impl TransportFailure {
     pub(crate) fn into_error(self) -> Error {
+        if self.cause == TransportCause::ConnectTimeout {
+            // Not answering at all is a timeout, whichever clock noticed it first.
+            return Error::new(
+                ErrorKind::Timeout,
+                format!("no answer from {}: {}", self.url, self.detail),
+            )
+            .with_hint(
+                "raise keyvault.timeout, or check the network (proxy, firewall, VPN) between here and the server",
+            );
+        }
         let hint = match self.cause {
             TransportCause::Tls => {
                 "if the server uses a private CA, add it to the extra CA bundle (VaultConfig.extra_roots_pem); \
@@ -213,7 +229,11 @@ pub(crate) fn error_chain_text(err: &(dyn std::error::Error + 'static)) -> Strin
     last
 }
 
-pub(crate) fn classify_reqwest_error(url: &url::Url, err: &reqwest::Error) -> TransportFailure {
+pub(crate) fn classify_reqwest_error(
+    url: &url::Url,
+    err: &reqwest::Error,
+    connect_timeout: Duration,
+) -> TransportFailure {
     let mut cause = None;
     walk_errors(err, &mut |e| {
         if cause.is_some() {
@@ -242,7 +262,10 @@ pub(crate) fn classify_reqwest_error(url: &url::Url, err: &reqwest::Error) -> Tr
         if err.is_timeout() && err.is_connect() {
             (
                 TransportCause::ConnectTimeout,
-                "connection timed out".to_owned(),
+                format!(
+                    "connecting (TCP and TLS handshake) took longer than {}",
+                    secs(connect_timeout)
+                ),
             )
         } else if lower.contains("dns error")
             || lower.contains("failed to lookup address")
@@ -290,6 +313,7 @@ fn describe_tls(err: &rustls::Error) -> String {
 #[derive(Debug)]
 struct ClassifyingClient {
     inner: reqwest::Client,
+    connect_timeout: Duration,
 }
 
 #[async_trait::async_trait]
@@ -301,7 +325,7 @@ impl HttpClient for ClassifyingClient {
                 let failure = err
                     .get_ref()
                     .and_then(|e| e.downcast_ref::<reqwest::Error>())
-                    .map(|re| classify_reqwest_error(request.url(), re))
+                    .map(|re| classify_reqwest_error(request.url(), re, self.connect_timeout))
                     .unwrap_or_else(|| TransportFailure {
                         url: display_url(request.url()),
                         cause: TransportCause::Other,

@@ -1,0 +1,259 @@
+//! Which `[auth]` group may receive a URL's credential: scheme, host, port and a path prefix that
+//! ends on a segment boundary. One matcher, shared by every place that releases a secret.
+
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// An `[auth]` group as far as matching is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupPrefix<'a> {
+    /// `GROUP.prefix`: `https://host[:port]/path` or, without a scheme, `host[:port]/path`.
+    pub prefix: &'a str,
+    /// `GROUP.schemes`, used only when the prefix has no scheme (Mercurial's default is https).
+    pub schemes: &'a [String],
+    /// `GROUP.username`, if set.
+    pub username: Option<&'a str>,
+}
+
+/// A parsed prefix: the origin plus the path it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    path: String,
+    user: Option<String>,
+}
+
+fn reject_control_chars(what: &str, text: &str) -> Result<()> {
+    if text.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorKind::BadConfig,
+            format!("the {what} contains a control character"),
+        )
+        .with_hint("remove any newline, carriage return, tab or NUL from it"));
+    }
+    Ok(())
+}
+
+fn origin_of(url: &Url) -> Option<Origin> {
+    Some(Origin {
+        scheme: url.scheme().to_ascii_lowercase(),
+        host: url.host_str()?.to_ascii_lowercase(),
+        port: url.port_or_known_default(),
+        path: url.path().to_string(),
+        user: Some(url.username())
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
+    })
+}
+
+/// The origins a prefix stands for: one per scheme when it names none.
+fn prefix_origins(group: &GroupPrefix<'_>) -> Vec<Origin> {
+    let prefix = group.prefix.trim();
+    // A wildcard or empty prefix would send the secret anywhere: it never matches.
+    if prefix.is_empty() || prefix == "*" || prefix.contains('*') {
+        return Vec::new();
+    }
+    let candidates: Vec<String> = if prefix.contains("://") {
+        vec![prefix.to_string()]
+    } else {
+        let schemes: Vec<&str> = if group.schemes.is_empty() {
+            vec!["https"]
+        } else {
+            group.schemes.iter().map(String::as_str).collect()
+        };
+        schemes.iter().map(|s| format!("{s}://{prefix}")).collect()
+    };
+    candidates
+        .iter()
+        .filter_map(|text| Url::parse(text).ok())
+        .filter_map(|url| origin_of(&url))
+        .collect()
+}
+
+/// True when `path` lies under `prefix` on a segment boundary (`/repos` covers `/repos/x`, not `/repos2`).
+fn path_covers(prefix: &str, path: &str) -> bool {
+    if prefix.is_empty() || prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// The index of the group whose prefix covers `url` most specifically (the longest path; the first
+/// on a tie), or `None`. `user` is the username the URL itself carries, if any: a group whose
+/// username differs does not match, as in Mercurial.
+pub fn best_match(
+    url: &str,
+    groups: &[GroupPrefix<'_>],
+    user: Option<&str>,
+) -> Result<Option<usize>> {
+    reject_control_chars("URL", url)?;
+    let Some(target) = Url::parse(url).ok().and_then(|u| origin_of(&u)) else {
+        return Ok(None);
+    };
+    let user = user.or(target.user.as_deref());
+    let mut best: Option<(usize, usize)> = None;
+    for (index, group) in groups.iter().enumerate() {
+        reject_control_chars("[auth] prefix", group.prefix)?;
+        if let (Some(wanted), Some(configured)) = (user, group.username) {
+            if wanted != configured {
+                continue;
+            }
+        }
+        for origin in prefix_origins(group) {
+            let user_ok = match (&origin.user, user) {
+                (Some(prefix_user), Some(u)) => prefix_user == u,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            let covers = origin.scheme == target.scheme
+                && origin.host == target.host
+                && origin.port == target.port
+                && user_ok
+                && path_covers(&origin.path, &target.path);
+            let len = origin.path.len();
+            if covers && best.is_none_or(|(_, best_len)| len > best_len) {
+                best = Some((index, len));
+            }
+        }
+    }
+    Ok(best.map(|(index, _)| index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group<'a>(prefix: &'a str, schemes: &'a [String]) -> GroupPrefix<'a> {
+        GroupPrefix {
+            prefix,
+            schemes,
+            username: None,
+        }
+    }
+
+    fn matches(prefix: &str, url: &str) -> bool {
+        let schemes = vec!["https".to_string()];
+        best_match(url, &[group(prefix, &schemes)], None).unwrap() == Some(0)
+    }
+
+    #[test]
+    fn host_must_match_exactly_not_as_a_string_prefix() {
+        assert!(matches(
+            "https://hg.contoso.com/",
+            "https://hg.contoso.com/repo"
+        ));
+        assert!(!matches(
+            "https://hg.contoso.com",
+            "https://hg.contoso.com.evil.org/repo"
+        ));
+        assert!(!matches(
+            "hg.contoso.com",
+            "https://hg.contoso.com.evil.org/repo"
+        ));
+        assert!(!matches(
+            "https://hg.contoso.com/",
+            "https://evil.org/hg.contoso.com/"
+        ));
+        assert!(matches(
+            "https://HG.Contoso.com/",
+            "https://hg.contoso.com/repo"
+        ));
+    }
+
+    #[test]
+    fn path_matches_on_segment_boundaries() {
+        assert!(matches("https://h/repos", "https://h/repos"));
+        assert!(matches("https://h/repos", "https://h/repos/a"));
+        assert!(matches("https://h/repos/", "https://h/repos/a"));
+        assert!(!matches("https://h/repos", "https://h/repos2"));
+        assert!(!matches("https://h/repos", "https://h/"));
+    }
+
+    #[test]
+    fn scheme_and_port_must_match() {
+        assert!(!matches("https://h/", "http://h/"));
+        assert!(matches("https://h/", "https://h:443/x"));
+        assert!(!matches("https://h/", "https://h:8443/x"));
+        assert!(matches("https://h:8443/", "https://h:8443/x"));
+        assert!(!matches("h:8443", "https://h/x"));
+    }
+
+    #[test]
+    fn prefix_without_scheme_uses_the_group_schemes() {
+        let http = vec!["http".to_string(), "https".to_string()];
+        assert_eq!(
+            best_match("http://h/x", &[group("h/x", &http)], None).unwrap(),
+            Some(0)
+        );
+        let https_only = vec!["https".to_string()];
+        assert_eq!(
+            best_match("http://h/x", &[group("h/x", &https_only)], None).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn wildcards_and_empty_prefixes_never_match() {
+        assert!(!matches("*", "https://h/x"));
+        assert!(!matches("", "https://h/x"));
+        assert!(!matches(
+            "https://*.contoso.com/",
+            "https://a.contoso.com/x"
+        ));
+    }
+
+    #[test]
+    fn longest_prefix_wins_and_first_wins_a_tie() {
+        let s = vec!["https".to_string()];
+        let groups = [
+            group("https://h/", &s),
+            group("https://h/a", &s),
+            group("https://h/a", &s),
+        ];
+        assert_eq!(best_match("https://h/a/b", &groups, None).unwrap(), Some(1));
+        assert_eq!(best_match("https://h/b", &groups, None).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn username_in_the_url_must_agree_with_the_group() {
+        let s = vec!["https".to_string()];
+        let g = GroupPrefix {
+            prefix: "https://h/",
+            schemes: &s,
+            username: Some("ci-bot"),
+        };
+        assert_eq!(
+            best_match("https://h/x", &[g], Some("ci-bot")).unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            best_match("https://h/x", &[g], Some("mallory")).unwrap(),
+            None
+        );
+        assert_eq!(best_match("https://mallory@h/x", &[g], None).unwrap(), None);
+    }
+
+    #[test]
+    fn control_characters_are_rejected() {
+        let s = vec!["https".to_string()];
+        let err = best_match(
+            "https://h/x\r\nHost: evil",
+            &[group("https://h/", &s)],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadConfig);
+        assert!(best_match("https://h/x", &[group("https://h/\n", &s)], None).is_err());
+    }
+
+    #[test]
+    fn unparsable_urls_match_nothing() {
+        assert!(!matches("https://h/", "not a url"));
+    }
+}
