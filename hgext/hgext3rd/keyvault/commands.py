@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from mercurial import cmdutil, error, registrar
+from mercurial import cmdutil, error, pycompat, registrar
 from mercurial.i18n import _
 
 from . import config
@@ -64,7 +64,7 @@ def vault_status(ui, **opts):
     groups = config.vault_groups(ui)
     client = session.vault(ui)
 
-    fm = ui.formatter(b"vault", opts)
+    fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
     fm.startitem()
     fm.write(b"provider", b"provider:   %s\n", b"azure")
     fm.write(b"url", b"vault:      %s\n", _b(settings.url))
@@ -178,7 +178,7 @@ def vault_set(ui, ref, **opts):
         raise session.abort_for(exc, ref) from None
     finally:
         del value
-    fm = ui.formatter(b"vault", opts)
+    fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
     fm.startitem()
     fm.write(
         b"ref name version",

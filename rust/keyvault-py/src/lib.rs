@@ -7,6 +7,7 @@ mod vault;
 
 use exceptions::to_pyerr;
 use hg_keyvault_core::name::{self, NamePrefix};
+use hg_keyvault_core::origin::{self, GroupPrefix};
 use hg_keyvault_core::secret_ref::SecretRef;
 use pyo3::prelude::*;
 
@@ -27,6 +28,27 @@ fn secret_name(py: Python<'_>, secret_ref: &str, prefix: &str) -> PyResult<Strin
     Ok(name::secret_name(&r, &prefix))
 }
 
+/// The index of the `(prefix, schemes, username)` group that covers `url` most specifically, or
+/// None. Matching is on scheme, host, port and path segments; wildcards never match.
+#[pyfunction]
+#[pyo3(signature = (url, groups, user=None))]
+fn match_auth_group(
+    py: Python<'_>,
+    url: &str,
+    groups: Vec<(String, Vec<String>, Option<String>)>,
+    user: Option<&str>,
+) -> PyResult<Option<usize>> {
+    let prefixes: Vec<GroupPrefix<'_>> = groups
+        .iter()
+        .map(|(prefix, schemes, username)| GroupPrefix {
+            prefix,
+            schemes,
+            username: username.as_deref(),
+        })
+        .collect();
+    origin::best_match(url, &prefixes, user).map_err(|e| to_pyerr(py, e))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -34,5 +56,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Vault>()?;
     m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
     m.add_function(wrap_pyfunction!(secret_name, m)?)?;
+    m.add_function(wrap_pyfunction!(match_auth_group, m)?)?;
     Ok(())
 }

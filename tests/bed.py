@@ -1,0 +1,173 @@
+"""The end-to-end test bed: the Key Vault emulator and the authenticated hg server
+sharing one test CA, and hg clients whose hgrc points the extension at both.
+
+Passwords travel only through stdin (``hg vault set``) and the emulator; the
+client's hgrc and argv never hold one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
+from emulator import Emulator, start_emulator
+from hgserver import HG, HgServer, start_hg_server
+from servers.fixtures import write_ca_files
+
+REF = "secret://hg/ci-bot/password"
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Client:
+    """Runs the venv's real hg, non-interactively, with its own HOME and hgrc."""
+
+    root: Path
+    home: Path
+    hgrc: Path
+    env: dict[str, str]
+    outputs: list[str] = field(default_factory=list)
+
+    def hg(
+        self, *args: str, cwd: Path | None = None, stdin: bytes | None = None, timeout=120
+    ) -> Result:
+        start = time.monotonic()
+        proc = subprocess.run(
+            [HG, *args],
+            cwd=cwd or self.home,
+            env=self.env,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        result = Result(
+            [HG, *args],
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+            time.monotonic() - start,
+        )
+        # Every captured stream, for the leak checks.
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
+    def append_config(self, text: str) -> None:
+        with self.hgrc.open("a") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+
+
+@dataclass
+class Bed:
+    root: Path
+    ca_file: Path
+    emulator: Emulator
+    server: HgServer
+
+    def identity_env(self, principal: str | None = None) -> dict[str, str]:
+        """The Azure identity environment: the managed identity, or a service principal."""
+        env = {"AZURE_AUTHORITY_HOST": self.emulator.authority_host}
+        if principal is None:
+            env["IDENTITY_ENDPOINT"] = self.emulator.identity_endpoint
+            env["IDENTITY_HEADER"] = self.emulator.identity_header
+        else:
+            p = self.emulator.principal(principal)
+            env["AZURE_TENANT_ID"] = self.emulator.tenant_id
+            env["AZURE_CLIENT_ID"] = p["client_id"]
+            env["AZURE_CLIENT_SECRET"] = p["client_secret"]
+        return env
+
+    def client(
+        self,
+        root: Path,
+        *,
+        principal: str | None = None,
+        ref: str = REF,
+        prefix: str | None = None,
+        vault_url: str | None = None,
+        timeout: float = 5,
+        extra: str = "",
+    ) -> Client:
+        home = root / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        hgrc = root / "hgrc"
+        hgrc.write_text(
+            "[ui]\nusername = Test CI <ci@example.com>\n"
+            "[extensions]\nkeyvault =\n"
+            f"[web]\ncacerts = {self.ca_file}\n"
+            "[keyvault]\n"
+            f"url = {vault_url or self.emulator.vault_url}\n"
+            f"cacerts = {self.ca_file}\n"
+            "verify-challenge-resource = false\n"
+            f"timeout = {timeout}\n"
+            "[auth]\n"
+            f"corp.prefix = {prefix or self.server.url}\n"
+            f"corp.username = {self.server.username}\n"
+            f"corp.vault = {ref}\n" + extra
+        )
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("HG", "AZURE_", "IDENTITY_", "MSI_"))
+        }
+        env.update(HOME=str(home), HGRCPATH=str(hgrc), LC_ALL="C", HGENCODING="utf-8")
+        env.update(self.identity_env(principal))
+        return Client(root=root, home=home, hgrc=hgrc, env=env)
+
+    def provision(self, value: str | bytes | None = None, ref: str = REF) -> Result:
+        """Store the server's password (or ``value``) under ``ref`` with ``hg vault set``."""
+        admin = self.client(self.root / f"admin-{time.monotonic_ns()}", ref=ref)
+        data = value if isinstance(value, bytes) else (value or self.server.password).encode()
+        result = admin.hg("vault", "set", ref, stdin=data)
+        assert result.returncode == 0, result.output
+        return result
+
+    def stop(self) -> None:
+        try:
+            self.server.stop()
+        finally:
+            self.emulator.stop()
+
+
+def start_bed(root: Path) -> Bed:
+    root.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    ca_cert, ca_key = write_ca_files(ca, root / "ca")
+    emulator = start_emulator(root, ca_cert=ca_cert, ca_key=ca_key)
+    try:
+        server = start_hg_server(root / "hgserver", ca=ca)
+    except BaseException:
+        emulator.stop()
+        raise
+    return Bed(root=root, ca_file=ca_cert, emulator=emulator, server=server)
+
+
+def files_containing(roots: list[Path], needle: bytes) -> tuple[list[Path], int]:
+    """Files under ``roots`` whose bytes contain ``needle``, and how many files were searched."""
+    hits, searched = [], 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                searched += 1
+                try:
+                    if needle in path.read_bytes():
+                        hits.append(path)
+                except OSError:
+                    continue
+    return hits, searched

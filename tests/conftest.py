@@ -1,0 +1,6 @@
+"""Shared pytest set-up: the test helpers in this folder are importable as modules."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
