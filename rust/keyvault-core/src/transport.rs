@@ -319,6 +319,11 @@ struct ClassifyingClient {
 #[async_trait::async_trait]
 impl HttpClient for ClassifyingClient {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        // Here, not in a policy: this is the request actually on the wire (the auth policy may
+        // have fetched a token in between), which is what a timeout message must name.
+        if let Ok(op) = OPERATION.try_with(Arc::clone) {
+            op.set_in_flight(display_url(request.url()));
+        }
         match self.inner.execute_request(request).await {
             Ok(rsp) => Ok(rsp),
             Err(err) => {
@@ -365,9 +370,6 @@ impl Policy for CallPolicy {
             request.insert_header(USER_AGENT, ua);
         }
         let operation = OPERATION.try_with(Arc::clone).ok();
-        if let Some(op) = &operation {
-            op.set_in_flight(display_url(request.url()));
-        }
         let mut attempt = 1;
         loop {
             let response = next[0].send(ctx, request, &next[1..]).await?;

@@ -859,3 +859,51 @@ fn unknown_host_fails_at_once() {
         start.elapsed()
     );
 }
+
+#[test]
+fn hanging_vault_times_out_naming_the_request_on_the_wire() {
+    let emu = Emulator::start(&[]);
+    let mut config = emu.config();
+    config.timeout = Duration::from_millis(1500);
+    let s = Session::with_env(&config, emu.secret_env("officer")).unwrap();
+    s.set(
+        &r("secret://hang/v"),
+        &SecretValue::from("v"),
+        SetOptions::default(),
+    )
+    .unwrap();
+    // The token is cached and the challenge known: only the vault GET hangs.
+    emu.set_faults(json!([{"target": "vault", "kind": "hang"}]));
+    let start = Instant::now();
+    let err = s.get(&r("secret://hang/v"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+    let vault = emu.s("vault_url");
+    assert!(
+        err.message().contains(&format!("{vault}secrets/hg-")),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("1.5 s"));
+    assert!(start.elapsed() < Duration::from_millis(2500));
+}
+
+#[test]
+fn throttled_token_endpoint_is_reported_not_hidden_by_the_chain() {
+    let emu = Emulator::start(&[]);
+    let mut config = emu.config();
+    config.timeout = Duration::from_secs(3);
+    let s = Session::with_env(&config, emu.secret_env("reader")).unwrap();
+    emu.set_faults(
+        json!([{"target": "token", "kind": "status", "status": 429, "retry_after": 30}]),
+    );
+    let start = Instant::now();
+    let err = s.get(&r("secret://ra/token"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Throttled, "{err:?}");
+    assert!(
+        err.message().contains("/oauth2/v2.0/token"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("asked to wait 30 s"));
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
