@@ -693,7 +693,7 @@ fn retry_after_beyond_the_deadline_is_throttled_at_once() {
         err.message()
     );
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(2),
         "{:?}",
         start.elapsed()
     );
@@ -905,5 +905,5 @@ fn throttled_token_endpoint_is_reported_not_hidden_by_the_chain() {
         err.message()
     );
     assert!(err.message().contains("asked to wait 30 s"));
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < Duration::from_secs(2));
 }
