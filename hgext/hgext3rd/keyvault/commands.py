@@ -21,10 +21,21 @@ def _b(text) -> bytes:
     return b"" if text is None else str(text).encode("utf-8", "replace")
 
 
+def _opt(text) -> bytes | None:
+    """Bytes for the formatter's data, keeping None as JSON null."""
+    return None if text is None else _b(text)
+
+
 def _date(epoch) -> bytes:
     if epoch is None:
         return b"never"
     return _b(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)))
+
+
+def _iso(epoch) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def _state(props, now) -> str:
@@ -79,40 +90,35 @@ def vault_status(ui, **opts):
         failure = exc
     elapsed_ms = int((time.monotonic() - start) * 1000)
 
-    identity = client.identity() or {}
-    fm.write(
-        b"credential",
-        b"credential: %s\n",
-        _b(identity.get("link") or settings.credential),
+    identity = {}
+    if answered and not isinstance(failure, native.UnauthenticatedError):
+        try:
+            identity = client.identity()
+        except native.KeyVaultError:
+            identity = {}
+    fm.write(b"credential", b"credential: %s\n", _b(identity.get("link") or settings.credential))
+    fm.data(
+        tenant_id=_opt(identity.get("tenant_id")),
+        client_id=_opt(identity.get("client_id")),
+        object_id=_opt(identity.get("object_id")),
     )
-    fm.condwrite(
-        bool(identity),
-        b"tenant_id client_id object_id",
-        b"identity:   tenant %s, client %s, object %s\n",
-        _b(identity.get("tenant_id") or "?"),
-        _b(identity.get("client_id") or "?"),
-        _b(identity.get("object_id") or "?"),
-    )
-    fm.write(
-        b"answered elapsed_ms",
-        b"answered:   %s in %d ms\n",
-        b"yes" if answered else b"no",
-        elapsed_ms,
-    )
-    fm.condwrite(
-        failure is not None, b"error", b"error:      %s\n", _b(getattr(failure, "message", ""))
-    )
-    fm.condwrite(
-        failure is not None and bool(getattr(failure, "hint", None)),
-        b"hint",
-        b"hint:       %s\n",
-        _b(getattr(failure, "hint", "")),
-    )
+    if identity:
+        fm.plain(
+            b"identity:   tenant %s, client %s, object %s\n"
+            % tuple(_b(identity.get(k) or "?") for k in ("tenant_id", "client_id", "object_id"))
+        )
+    fm.data(answered=answered, elapsed_ms=elapsed_ms)
+    fm.plain(b"answered:   %s in %d ms\n" % (b"yes" if answered else b"no", elapsed_ms))
+    _write_error(fm, failure, b"")
 
     unreadable = 0
     with fm.nested(b"secrets") as sub:
         for group in groups:
-            state, props, exc = _secret_state(client, group, native)
+            if answered:
+                state, props, exc = _secret_state(client, group, native)
+            else:
+                # The vault did not answer: asking again per secret would only wait again.
+                state, props, exc = "unknown", {}, None
             if state not in READABLE:
                 unreadable += 1
             sub.startitem()
@@ -121,21 +127,28 @@ def vault_status(ui, **opts):
             sub.write(b"username", b"  username: %s\n", _b(group.username or ""))
             sub.write(b"ref", b"  ref:      %s\n", _b(group.ref))
             sub.write(b"name", b"  name:     %s\n", _b(_secret_name(native, group, settings)))
-            sub.write(b"version", b"  version:  %s\n", _b(props.get("version") or "-"))
-            sub.write(b"expires", b"  expires:  %s\n", _date(props.get("expires")))
-            sub.condwrite(
-                exc is not None, b"error", b"  error:    %s\n", _b(getattr(exc, "message", ""))
-            )
-            sub.condwrite(
-                exc is not None and bool(getattr(exc, "hint", None)),
-                b"hint",
-                b"  hint:     %s\n",
-                _b(getattr(exc, "hint", "")),
-            )
+            sub.data(version=_opt(props.get("version")), expires=_opt(_iso(props.get("expires"))))
+            sub.plain(b"  version:  %s\n" % _b(props.get("version") or "-"))
+            sub.plain(b"  expires:  %s\n" % _date(props.get("expires")))
+            _write_error(sub, exc, b"  ")
     if not groups:
         fm.plain(_(b"no [auth] group has a vault key\n"))
     fm.end()
     return 1 if unreadable or not answered else 0
+
+
+def _write_error(fm, exc, indent: bytes) -> None:
+    """The error's kind, message and hint as data, and as lines when there is one."""
+    fm.data(
+        error_kind=_opt(getattr(exc, "kind", None)),
+        error=_opt(getattr(exc, "message", None)),
+        hint=_opt(getattr(exc, "hint", None)),
+    )
+    if exc is None:
+        return
+    fm.plain(b"%serror:    %s\n" % (indent, _b(exc.message)))
+    if exc.hint:
+        fm.plain(b"%shint:     %s\n" % (indent, _b(exc.hint)))
 
 
 def _secret_name(native, group, settings) -> str:

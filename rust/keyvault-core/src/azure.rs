@@ -11,7 +11,10 @@ use crate::transport::{self, secs, TransportFailure, OPERATION};
 use azure_core::credentials::TokenCredential;
 use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::{
-    models::{SecretAttributes, SecretClientGetSecretOptions, SetSecretParameters},
+    models::{
+        SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesOptions,
+        SetSecretParameters,
+    },
     SecretClient, SecretClientOptions,
 };
 use base64::Engine as _;
@@ -233,6 +236,35 @@ impl KeyVaultStore {
                 model.tags.take(),
                 &name,
             ))
+        })
+        .await
+    }
+
+    /// One authenticated round trip that touches no value (the first list page, one item): proves
+    /// that the vault answers and lets this identity read it. `hg vault` times it.
+    pub async fn ping(&self) -> Result<()> {
+        let ctx = ErrorContext {
+            access: Access::Read,
+            vault: self.config.vault_url.to_string(),
+            subject: "the list of secrets".to_owned(),
+            secret_ref: None,
+            version: None,
+            identity: None,
+        };
+        self.bounded(async {
+            let options = SecretClientListSecretPropertiesOptions {
+                maxresults: Some(1),
+                ..Default::default()
+            };
+            let mut pager = self
+                .client
+                .list_secret_properties(Some(options))
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            pager
+                .try_next()
+                .await
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            Ok(())
         })
         .await
     }

@@ -139,6 +139,11 @@ impl Session {
         run!(self, set(secret_ref, value, options))
     }
 
+    /// See [`KeyVaultStore::ping`].
+    pub fn ping(&self) -> Result<()> {
+        run!(self, ping())
+    }
+
     /// See [`KeyVaultStore::list`].
     pub fn list(&self) -> Result<Vec<SecretProperties>> {
         run!(self, list())

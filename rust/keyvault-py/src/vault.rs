@@ -123,6 +123,13 @@ impl Vault {
         PyList::new(py, items)
     }
 
+    /// One authenticated round trip that touches no value: raises if the vault does not answer
+    /// or does not let this identity read it.
+    fn ping(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.session.ping())
+            .map_err(|e| to_pyerr(py, e))
+    }
+
     /// Properties of every secret in the vault (all pages).
     fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let all = py
