@@ -7,12 +7,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 EMULATOR := target/debug/hg-keyvault-emulator
+HG_VERSION := $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+# chg, Mercurial's command server client, built from the same Mercurial sdist (PyPI ships no binary).
+CHG := $(VENV)/bin/chg
 # Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users.
 APT_PACKAGES := nginx apache2-utils
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps apt venv build emulator lint rust-test py-test test demo clean
+.PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
@@ -34,7 +37,16 @@ $(VENV)/.installed: tests/requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
-deps: apt venv
+chg: $(CHG)
+$(CHG): $(VENV)/.installed
+	rm -rf .work/chg && mkdir -p .work/chg
+	cd .work/chg && $(abspath $(PY)) -m pip download -q --disable-pip-version-check --no-deps \
+	  --no-binary :all: mercurial==$(HG_VERSION) -d .
+	tar -xzf .work/chg/mercurial-$(HG_VERSION).tar.gz -C .work/chg mercurial-$(HG_VERSION)/contrib/chg
+	$(MAKE) -s -C .work/chg/mercurial-$(HG_VERSION)/contrib/chg
+	cp .work/chg/mercurial-$(HG_VERSION)/contrib/chg/chg $@
+
+deps: apt venv chg
 
 # The extension and its native module, installed into the venv the way users get it (editable).
 build: venv

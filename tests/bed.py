@@ -45,11 +45,16 @@ class Client:
     outputs: list[str] = field(default_factory=list)
 
     def hg(
-        self, *args: str, cwd: Path | None = None, stdin: bytes | None = None, timeout=120
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        stdin: bytes | None = None,
+        timeout=120,
+        program: str = HG,
     ) -> Result:
         start = time.monotonic()
         proc = subprocess.run(
-            [HG, *args],
+            [program, *args],
             cwd=cwd or self.home,
             env=self.env,
             input=stdin if stdin is not None else b"",
@@ -58,7 +63,7 @@ class Client:
             check=False,
         )
         result = Result(
-            [HG, *args],
+            [program, *args],
             proc.returncode,
             proc.stdout.decode("utf-8", "replace"),
             proc.stderr.decode("utf-8", "replace"),
@@ -145,13 +150,13 @@ class Bed:
             self.emulator.stop()
 
 
-def start_bed(root: Path) -> Bed:
+def start_bed(root: Path, *, server_config: str = "") -> Bed:
     root.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
     ca_cert, ca_key = write_ca_files(ca, root / "ca")
     emulator = start_emulator(root, ca_cert=ca_cert, ca_key=ca_key)
     try:
-        server = start_hg_server(root / "hgserver", ca=ca)
+        server = start_hg_server(root / "hgserver", ca=ca, server_config=server_config)
     except BaseException:
         emulator.stop()
         raise

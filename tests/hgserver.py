@@ -152,6 +152,7 @@ def start_hg_server(
     seed: bool = True,
     redirect_to: str | None = None,
     workers: int = 2,
+    server_config: str = "",
 ) -> HgServer:
     """Start hgweb + gunicorn + nginx in ``workdir`` and return once an authenticated request
     has gone through the whole chain.
@@ -160,6 +161,7 @@ def start_hg_server(
     False lets nobody, a string is written as ``web.allow-push`` verbatim (e.g. ``"*"``).
     seed: give every repository one commit. redirect_to: an origin + path prefix (ending in
     "/") that ``/redirect/<rest>`` (authenticated) and ``/redirect-noauth/<rest>`` 302 to.
+    server_config: hgrc text for the server side (e.g. ``"[extensions]\nlargefiles =\n"``).
     """
     if ":" in username or not username or any(c.isspace() for c in username):
         raise ValueError(f"unusable Basic auth username: {username!r}")
@@ -186,7 +188,7 @@ def start_hg_server(
     _write_private(htpasswd_file, _htpasswd_line(username, password))
 
     server_hgrc = workdir / "server.hgrc"
-    server_hgrc.write_text("[ui]\nusername = hgserver seed <seed@localhost>\n")
+    server_hgrc.write_text("[ui]\nusername = hgserver seed <seed@localhost>\n" + server_config)
     hgweb_config = workdir / "hgweb.config"
     push_users = _allow_push_value(allow_push, username)
     hgweb_config.write_text(_hgweb_config(workdir / "repos", push_users))

@@ -7,18 +7,78 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::{create_exception, PyErr};
 
-create_exception!(_native, KeyVaultError, PyException, "Any failure of the vault core.");
-create_exception!(_native, BadRefError, KeyVaultError, "A secret reference is not valid.");
-create_exception!(_native, ConfigError, KeyVaultError, "The configuration is not valid.");
-create_exception!(_native, NotFoundError, KeyVaultError, "The vault has no such secret.");
-create_exception!(_native, ForbiddenError, KeyVaultError, "The identity lacks a role on the vault.");
-create_exception!(_native, DisabledError, KeyVaultError, "The secret is disabled.");
-create_exception!(_native, ExpiredError, KeyVaultError, "The secret has expired or is not valid yet.");
-create_exception!(_native, UnauthenticatedError, KeyVaultError, "No credential could get a token.");
-create_exception!(_native, UnreachableError, KeyVaultError, "The vault or identity endpoint cannot be reached.");
-create_exception!(_native, VaultTimeoutError, KeyVaultError, "The operation did not finish in time.");
-create_exception!(_native, ThrottledError, KeyVaultError, "The vault asked to wait longer than the deadline allows.");
-create_exception!(_native, ServiceError, KeyVaultError, "The vault failed or answered something unexpected.");
+create_exception!(
+    _native,
+    KeyVaultError,
+    PyException,
+    "Any failure of the vault core."
+);
+create_exception!(
+    _native,
+    BadRefError,
+    KeyVaultError,
+    "A secret reference is not valid."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    KeyVaultError,
+    "The configuration is not valid."
+);
+create_exception!(
+    _native,
+    NotFoundError,
+    KeyVaultError,
+    "The vault has no such secret."
+);
+create_exception!(
+    _native,
+    ForbiddenError,
+    KeyVaultError,
+    "The identity lacks a role on the vault."
+);
+create_exception!(
+    _native,
+    DisabledError,
+    KeyVaultError,
+    "The secret is disabled."
+);
+create_exception!(
+    _native,
+    ExpiredError,
+    KeyVaultError,
+    "The secret has expired or is not valid yet."
+);
+create_exception!(
+    _native,
+    UnauthenticatedError,
+    KeyVaultError,
+    "No credential could get a token."
+);
+create_exception!(
+    _native,
+    UnreachableError,
+    KeyVaultError,
+    "The vault or identity endpoint cannot be reached."
+);
+create_exception!(
+    _native,
+    VaultTimeoutError,
+    KeyVaultError,
+    "The operation did not finish in time."
+);
+create_exception!(
+    _native,
+    ThrottledError,
+    KeyVaultError,
+    "The vault asked to wait longer than the deadline allows."
+);
+create_exception!(
+    _native,
+    ServiceError,
+    KeyVaultError,
+    "The vault failed or answered something unexpected."
+);
 
 /// The exception for a core error, with `kind`, `message` and `hint` set on it.
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
@@ -53,7 +113,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ForbiddenError", py.get_type::<ForbiddenError>())?;
     m.add("DisabledError", py.get_type::<DisabledError>())?;
     m.add("ExpiredError", py.get_type::<ExpiredError>())?;
-    m.add("UnauthenticatedError", py.get_type::<UnauthenticatedError>())?;
+    m.add(
+        "UnauthenticatedError",
+        py.get_type::<UnauthenticatedError>(),
+    )?;
     m.add("UnreachableError", py.get_type::<UnreachableError>())?;
     m.add("VaultTimeoutError", py.get_type::<VaultTimeoutError>())?;
     m.add("ThrottledError", py.get_type::<ThrottledError>())?;

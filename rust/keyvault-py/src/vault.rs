@@ -27,6 +27,8 @@ fn parse_ref(py: Python<'_>, text: &str) -> PyResult<SecretRef> {
 #[pymethods]
 impl Vault {
     #[new]
+    // The keyword arguments of the Python constructor, one per [keyvault] option.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (url, *, credential="auto", cacerts=None, verify_challenge_resource=true,
                         timeout=10.0, name_prefix="hg-", user_agent=None))]
     fn new(
