@@ -205,3 +205,16 @@ def test_help_text_is_stable(bed, tmp_path):
     assert result.returncode == 0
     snapshot = Path(__file__).parent / "snapshots" / "help-keyvault.txt"
     assert result.stdout == snapshot.read_text()
+
+
+def test_interactive_run_gets_mercurials_own_prompt_where_no_vault_group_matches(bed, tmp_path):
+    client = bed.client(
+        tmp_path,
+        prefix="https://elsewhere.example/",
+        extra="[ui]\ninteractive = true\nnontty = true\n",
+    )
+    answers = f"{bed.server.username}\n{bed.server.password}\n".encode()
+    result = client.hg("clone", bed.server.repo_url(), "work", stdin=answers)
+    assert result.returncode == 0, result.output
+    assert "http authorization required" in result.stdout
+    assert "user:" in result.stdout
