@@ -192,3 +192,53 @@ def test_unknown_subcommand_is_a_usage_error(bed, tmp_path):
     result = client.hg("vault", "frobnicate")
     assert result.returncode == 255
     assert "invalid arguments" in result.stderr
+
+
+def test_set_on_a_terminal_asks_at_a_hidden_prompt(bed, tmp_path, monkeypatch):
+    import os
+    import pty
+    import select
+    import termios
+
+    from hgserver import HG
+
+    client = bed.client(tmp_path)
+    value = "typed-at-the-prompt"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: hg on a real terminal
+        os.execve(HG, [HG, "vault", "set", "secret://set/tty"], client.env)
+    transcript = b""
+    deadline = time.monotonic() + 30
+
+    def read_until(marker: bytes) -> None:
+        nonlocal transcript
+        while marker not in transcript and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                transcript += chunk
+
+    read_until(b"value (hidden): ")
+    # Mercurial writes the prompt, then getpass turns echo off (flushing typed-ahead input):
+    # type only once the terminal says echo is off, as a person would be too slow not to.
+    while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
+        select.select([], [], [], 0.01)
+    os.write(fd, value.encode() + b"\n")
+    read_until(b"version")
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while not done and time.monotonic() < deadline:
+        read_until(b"\0")  # drain output until the child exits or the deadline passes
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, transcript
+    assert b"stored secret://set/tty" in transcript
+    assert value.encode() not in transcript  # not echoed
+    assert officer_vault(bed, monkeypatch).get("secret://set/tty")[0] == value.encode()
