@@ -52,6 +52,9 @@ def test_clone_pull_push_use_the_vault_password_and_leave_it_nowhere(bed, tmp_pa
     status = client.hg("vault", "-T", "json", "--debug", cwd=work)
     assert status.returncode == 0, status.output
 
+    # Vault requests name the tool and Mercurial in their User-Agent (Key Vault logs record it).
+    agents = {r["user_agent"] for r in bed.emulator.requests() if r["target"] == "vault"}
+    assert any("hg-keyvault/" in a and "mercurial/" in a for a in agents if a), agents
     # The server has the commit: the push really authenticated.
     log = bed.server.requests()
     assert any(r["cmd"] == "unbundle" and r["status"] == 200 for r in log)

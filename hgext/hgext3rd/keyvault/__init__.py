@@ -92,13 +92,3 @@ def _install_auth_wrappers(urlmod) -> None:
 def uisetup(ui):
     # Wrap mercurial.url when it runs, not now: importing it costs every command.
     loadhook.on_module_executed("mercurial.url", _install_auth_wrappers)
-
-
-def native():
-    """Return the native core module, importing it on first use.
-
-    Commands that need no credential never pay for loading it.
-    """
-    from . import _native
-
-    return _native

@@ -51,10 +51,12 @@ def abort_for(exc: KeyVaultError, context: str | None = None) -> error.Abort:
     return error.Abort(message, hint=hint)
 
 
-def user_agent(ui) -> str:
+def user_agent() -> str:
+    """Appended to the SDK's User-Agent, so vault logs show the tool and Mercurial versions."""
     from mercurial import util as hgutil
 
-    return f"{_USER_AGENT} hg/{hgutil.version().decode('ascii', 'replace')}"
+    version = hgutil.version().decode("ascii", "replace")
+    return f"{_USER_AGENT}/{_native.__version__} mercurial/{version}"
 
 
 def vault(ui) -> Vault:
@@ -67,7 +69,7 @@ def vault(ui) -> Vault:
     client = _vaults.get(settings)
     if client is None:
         try:
-            client = Vault(settings.url, user_agent=user_agent(ui), **settings.native_kwargs())
+            client = Vault(settings.url, user_agent=user_agent(), **settings.native_kwargs())
         except KeyVaultError as exc:
             raise abort_for(exc, "keyvault") from None
         _vaults[settings] = client
