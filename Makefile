@@ -10,8 +10,9 @@ EMULATOR := target/debug/hg-keyvault-emulator
 HG_VERSION := $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
 # chg, Mercurial's command server client, built from the same Mercurial sdist (PyPI ships no binary).
 CHG := $(VENV)/bin/chg
-# Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users.
-APT_PACKAGES := nginx apache2-utils
+# Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users,
+# sshd for ssh:// URLs and ssh-agent/ssh-add that the extension drives.
+APT_PACKAGES := nginx apache2-utils openssh-server openssh-client
 
 export CARGO_TERM_COLOR ?= never
 

@@ -150,13 +150,27 @@ class Bed:
             self.emulator.stop()
 
 
-def start_bed(root: Path, *, server_config: str = "") -> Bed:
+def start_bed(
+    root: Path,
+    *,
+    server_config: str = "",
+    ca: trustme.CA | None = None,
+    redirect_to: str | None = None,
+    plain_http: bool = False,
+) -> Bed:
+    """The emulator and the hg server; ``ca`` lets a test sign its own extra servers."""
     root.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA()
+    ca = ca or trustme.CA()
     ca_cert, ca_key = write_ca_files(ca, root / "ca")
     emulator = start_emulator(root, ca_cert=ca_cert, ca_key=ca_key)
     try:
-        server = start_hg_server(root / "hgserver", ca=ca, server_config=server_config)
+        server = start_hg_server(
+            root / "hgserver",
+            ca=ca,
+            server_config=server_config,
+            redirect_to=redirect_to,
+            plain_http=plain_http,
+        )
     except BaseException:
         emulator.stop()
         raise

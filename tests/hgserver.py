@@ -76,6 +76,8 @@ class HgServer:
     nginx_error_log: Path
     gunicorn_error_log: Path
     redirect_to: str | None = None
+    # http://localhost:PORT/ when started with plain_http: the same site without TLS.
+    http_url: str | None = None
     _nginx: subprocess.Popen | None = field(default=None, repr=False)
     _gunicorn: subprocess.Popen | None = field(default=None, repr=False)
     _private_dir: Path | None = field(default=None, repr=False)
@@ -153,6 +155,7 @@ def start_hg_server(
     redirect_to: str | None = None,
     workers: int = 2,
     server_config: str = "",
+    plain_http: bool = False,
 ) -> HgServer:
     """Start hgweb + gunicorn + nginx in ``workdir`` and return once an authenticated request
     has gone through the whole chain.
@@ -162,6 +165,8 @@ def start_hg_server(
     seed: give every repository one commit. redirect_to: an origin + path prefix (ending in
     "/") that ``/redirect/<rest>`` (authenticated) and ``/redirect-noauth/<rest>`` 302 to.
     server_config: hgrc text for the server side (e.g. ``"[extensions]\nlargefiles =\n"``).
+    plain_http: also serve the same site, with the same Basic auth, over plain HTTP
+    (``http_url``), for tests of ``http://`` URLs.
     """
     if ":" in username or not username or any(c.isspace() for c in username):
         raise ValueError(f"unusable Basic auth username: {username!r}")
@@ -212,6 +217,7 @@ def start_hg_server(
         nginx_error_log=logs / "nginx-error.log",
         gunicorn_error_log=logs / "gunicorn-error.log",
         redirect_to=redirect_to,
+        http_url="" if plain_http else None,
         _private_dir=private_dir,
     )
     try:
@@ -317,6 +323,7 @@ http {{
 
     server {{
         listen 127.0.0.1:{port} ssl;
+{http_listen}
         server_name localhost;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -366,6 +373,9 @@ def _nginx_conf(server: HgServer, socket_path: Path, cert: Path, key: Path, htpa
         user = pwd.getpwuid(os.geteuid()).pw_name
         group = grp.getgrgid(os.getegid()).gr_name
         user_line = f"user {user} {group};\n"
+    http_listen = ""
+    if server.http_url is not None:
+        http_listen = f"        listen 127.0.0.1:{server.http_url.rsplit(':', 1)[1].rstrip('/')};\n"
     redirects = ""
     if server.redirect_to is not None:
         redirects = _REDIRECTS.format(target=server.redirect_to)
@@ -382,6 +392,7 @@ def _nginx_conf(server: HgServer, socket_path: Path, cert: Path, key: Path, htpa
         realm=REALM,
         htpasswd=htpasswd,
         redirects=redirects,
+        http_listen=http_listen,
     )
 
 
@@ -487,6 +498,8 @@ def _start_nginx(
     for attempt in range(PORT_ATTEMPTS):
         server.port = _free_port()
         server.url = f"https://localhost:{server.port}/"
+        if server.http_url is not None:
+            server.http_url = f"http://localhost:{_free_port()}/"
         conf.write_text(_nginx_conf(server, socket_path, cert, key, htpasswd))
         log_start = server.nginx_error_log.stat().st_size if server.nginx_error_log.exists() else 0
         with open(server.workdir / "logs" / "nginx-stderr.log", "ab") as out:

@@ -89,6 +89,20 @@ def _install_auth_wrappers(urlmod) -> None:
     auth.install(urlmod)
 
 
+def _install_ssh_wrappers(sshpeermod) -> None:
+    from . import ssh
+
+    ssh.install(sshpeermod)
+
+
+def _install_smtp_wrappers(mailmod) -> None:
+    from . import smtp
+
+    smtp.install(mailmod)
+
+
 def uisetup(ui):
-    # Wrap mercurial.url when it runs, not now: importing it costs every command.
+    # Wrap Mercurial's modules when they run, not now: importing them costs every command.
     loadhook.on_module_executed("mercurial.url", _install_auth_wrappers)
+    loadhook.on_module_executed("mercurial.sshpeer", _install_ssh_wrappers)
+    loadhook.on_module_executed("mercurial.mail", _install_smtp_wrappers)

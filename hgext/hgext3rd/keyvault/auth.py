@@ -2,6 +2,12 @@
 
 Installed only once ``mercurial.url`` has actually been executed (see
 ``loadhook``), so commands that never talk HTTP pay nothing.
+
+A vault password is bound to the origin of the group that released it: after
+one successful login Mercurial adds the cached Basic header to every later
+request of the handler, also to a redirect to another host; for headers built
+from the vault that happens only while the request's URL still matches the
+same group.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ import base64
 
 from mercurial import error, extensions, pycompat
 
-from . import config
+from . import config, sanitize
 
 # The Basic headers built from vault passwords in this process, mapped to what
 # they came from, so that a server's rejection can name the group and version.
 _supplied: dict[str, object] = {}
+# URLs already warned about for carrying their own password.
+_warned_password_urls: set[str] = set()
 
 
 def _basic_header(user: str, password: str) -> str:
@@ -27,14 +35,33 @@ def matching_group(ui, authuri: str, user: str | None):
     groups = config.vault_groups(ui)
     if not groups:
         return None
-    from ._native import match_auth_group
+    from ._native import KeyVaultError, match_auth_group
 
-    index = match_auth_group(
-        authuri,
-        [(g.prefix, list(g.schemes), g.username) for g in groups],
-        user,
-    )
+    try:
+        index = match_auth_group(
+            authuri,
+            [(g.prefix, list(g.schemes), g.username) for g in groups],
+            user,
+        )
+    except KeyVaultError as exc:
+        from . import session
+
+        raise session.abort_for(exc, "keyvault") from None
     return None if index is None else groups[index]
+
+
+def _warn_password_in_url(ui, authuri: str, user: str) -> None:
+    """Say once that a URL's own password wins and the vault stays out of it."""
+    group = matching_group(ui, authuri, user)
+    if group is None or authuri in _warned_password_urls:
+        return
+    _warned_password_urls.add(authuri)
+    ui.warn(
+        b"keyvault: %s has a password in the URL: it is used as it is, and the vault secret "
+        b"of [auth] %s is not sent with it\n"
+        % (sanitize.local(authuri), sanitize.local(group.name))
+    )
+    ui.warn(b"(keyvault: remove the password from the URL; the vault provides it)\n")
 
 
 def _find_user_password(orig, self, realm, authuri):
@@ -42,6 +69,7 @@ def _find_user_password(orig, self, realm, authuri):
     if stored_user and stored_password:
         # The URL itself carries a password: Mercurial's own business, never
         # combined with a vault secret.
+        _warn_password_in_url(self.ui, pycompat.strurl(authuri), pycompat.strurl(stored_user))
         return orig(self, realm, authuri)
     group = matching_group(self.ui, authuri, pycompat.strurl(stored_user) if stored_user else None)
     if group is None:
@@ -52,13 +80,12 @@ def _find_user_password(orig, self, realm, authuri):
     user = group.username or (pycompat.strurl(stored_user) if stored_user else None)
     if not user:
         raise error.ConfigError(
-            b"[auth] %s has a vault password but no username"
-            % group.name.encode("utf-8", "replace"),
-            hint=b"set %s.username" % group.name.encode("utf-8", "replace"),
+            b"[auth] %s has a vault password but no username" % sanitize.local(group.name),
+            hint=b"set %s.username" % sanitize.local(group.name),
         )
     self.ui.debug(
         b"keyvault: using [auth] %s for %s\n"
-        % (group.name.encode("utf-8", "replace"), pycompat.bytesurl(authuri))
+        % (sanitize.local(group.name), sanitize.local(authuri))
     )
     self._writedebug(pycompat.bytesurl(user), pycompat.bytesurl(fetched.value))
     _supplied[_basic_header(user, fetched.value)] = fetched
@@ -72,24 +99,43 @@ def _retry_http_basic_auth(orig, self, host, req, realm):
         # The server answered 401 to the vault's password: stop here with a
         # clear word instead of letting urllib try again.
         group = fetched.group
-        url = pycompat.bytesurl(req.get_full_url())
         raise error.Abort(
             b"%s rejected the password from the vault for [auth] %s (%s, version %s)"
             % (
-                url,
-                group.name.encode("utf-8", "replace"),
-                group.ref.encode("utf-8", "replace"),
-                (fetched.version or "unknown").encode("ascii", "replace"),
+                sanitize.local(req.get_full_url()),
+                sanitize.local(group.name),
+                sanitize.local(group.ref),
+                sanitize.local(fetched.version or "unknown"),
             ),
             hint=b"if the password changed on the server, rotate it: hg vault set %s"
-            % group.ref.encode("utf-8", "replace"),
+            % sanitize.local(group.ref),
         )
     return orig(self, host, req, realm)
 
 
+def _origin_bound_request(orig, self, request):
+    """Mercurial's ``http_request``/``https_request``, minus a vault header sent elsewhere."""
+    fetched = _supplied.get(self.auth) if self.auth else None
+    if fetched is None:
+        return orig(self, request)
+    url = request.get_full_url()
+    group = matching_group(self.passwd.ui, url, None)
+    if group is not None and (group.name, group.ref) == (fetched.group.name, fetched.group.ref):
+        return orig(self, request)
+    # A redirect to (or a later request for) another origin: keep the secret home.
+    request.remove_header(self.auth_header)
+    self.passwd.ui.debug(
+        b"keyvault: not sending the password of [auth] %s to %s\n"
+        % (sanitize.local(fetched.group.name), sanitize.local(url))
+    )
+    return request
+
+
 def install(urlmod) -> None:
     """Wrap the auth points of an executed ``mercurial.url`` module."""
+    handler = urlmod.httpbasicauthhandler
     extensions.wrapfunction(urlmod.passwordmgr, "find_user_password", _find_user_password)
-    extensions.wrapfunction(
-        urlmod.httpbasicauthhandler, "retry_http_basic_auth", _retry_http_basic_auth
-    )
+    extensions.wrapfunction(handler, "retry_http_basic_auth", _retry_http_basic_auth)
+    for name in ("http_request", "https_request"):
+        if hasattr(handler, name):
+            extensions.wrapfunction(handler, name, _origin_bound_request)

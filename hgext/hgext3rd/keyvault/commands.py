@@ -8,7 +8,7 @@ import time
 from mercurial import cmdutil, error, pycompat, registrar
 from mercurial.i18n import _
 
-from . import config
+from . import config, sanitize
 
 cmdtable = {}
 command = registrar.command(cmdtable)
@@ -17,13 +17,14 @@ command = registrar.command(cmdtable)
 EXPIRY_WARNING_DAYS = 14
 
 
-def _b(text) -> bytes:
-    return b"" if text is None else str(text).encode("utf-8", "replace")
+def _b(text, keep_newlines: bool = False) -> bytes:
+    # Names, refs, versions and messages may come from a vault or a config file: printable only.
+    return b"" if text is None else sanitize.local(text, keep_newlines=keep_newlines)
 
 
 def _opt(text) -> bytes | None:
     """Bytes for the formatter's data, keeping None as JSON null."""
-    return None if text is None else _b(text)
+    return None if text is None else _b(text, keep_newlines=True)
 
 
 def _date(epoch) -> bytes:
@@ -146,9 +147,9 @@ def _write_error(fm, exc, indent: bytes) -> None:
     )
     if exc is None:
         return
-    fm.plain(b"%serror:    %s\n" % (indent, _b(exc.message)))
+    fm.plain(b"%serror:    %s\n" % (indent, _b(exc.message, keep_newlines=True)))
     if exc.hint:
-        fm.plain(b"%shint:     %s\n" % (indent, _b(exc.hint)))
+        fm.plain(b"%shint:     %s\n" % (indent, _b(exc.hint, keep_newlines=True)))
 
 
 def _secret_name(native, group, settings) -> str:

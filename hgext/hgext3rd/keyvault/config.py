@@ -20,6 +20,8 @@ configitem(b"keyvault", b"cacerts", default=None)
 configitem(b"keyvault", b"verify-challenge-resource", default=True)
 configitem(b"keyvault", b"timeout", default=10.0)
 configitem(b"keyvault", b"name-prefix", default=b"hg-")
+# The vault ref of the SMTP password (hg email); see smtp.py.
+configitem(b"smtp", b"vault", default=None)
 
 CREDENTIAL_CHOICES = (
     b"auto",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from mercurial import error
 
-from . import _native, config
+from . import _native, config, sanitize
 from ._native import BadRefError, ConfigError, KeyVaultError, Vault
 
 _USER_AGENT = "hg-keyvault"
@@ -37,7 +37,8 @@ def native_module():
 
 
 def _b(text) -> bytes:
-    return str(text).encode("utf-8", "replace")
+    # Messages may carry what a vault or a URL said: no escape sequence reaches the terminal.
+    return sanitize.local(text, keep_newlines=True)
 
 
 def abort_for(exc: KeyVaultError, context: str | None = None) -> error.Abort:

@@ -2,8 +2,12 @@
 //! that says what to do (the shape of Mercurial's `error.Abort(msg, hint=)`).
 //!
 //! Messages and hints never contain a secret value or a token: they are built only from refs,
-//! names, URLs, ids and causes that the core formats itself.
+//! names, URLs, ids and causes that the core formats itself. Some of those parts come from
+//! outside (an error code in a vault's answer, an identity endpoint's reason, a URL), so every
+//! message and hint is made printable on construction: no escape sequence or control character
+//! but the core's own line breaks can reach a terminal through an error.
 
+use crate::printable::printable_lines;
 use std::fmt;
 
 /// What went wrong, coarse enough for the bindings to map onto a small exception hierarchy.
@@ -76,7 +80,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            message: message.into(),
+            message: printable_lines(&message.into()),
             hint: None,
         }
     }
@@ -84,7 +88,7 @@ impl Error {
     /// Adds (or replaces) the hint.
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(printable_lines(&hint.into()));
         self
     }
 
@@ -123,6 +127,17 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert_eq!(err.message(), "no secret");
         assert_eq!(err.hint(), Some("run `hg vault set REF`"));
+    }
+
+    #[test]
+    fn messages_and_hints_from_outside_cannot_carry_escape_sequences() {
+        let err = Error::new(
+            ErrorKind::Service,
+            "vault said \x1b]0;owned\x07 (code\r)\nnext line",
+        )
+        .with_hint("see \u{202E}txt.exe");
+        assert_eq!(err.message(), "vault said ?]0;owned? (code?)\nnext line");
+        assert_eq!(err.hint(), Some("see ?txt.exe"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod credential;
 pub mod error;
 pub mod name;
 pub mod origin;
+pub mod printable;
 pub mod secret;
 pub mod secret_ref;
 mod transport;

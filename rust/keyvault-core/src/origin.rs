@@ -37,11 +37,17 @@ fn reject_control_chars(what: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The port a URL talks to; the `url` crate knows no default for `ssh` (`ssh://h/` is port 22).
+fn effective_port(url: &Url) -> Option<u16> {
+    url.port_or_known_default()
+        .or_else(|| url.scheme().eq_ignore_ascii_case("ssh").then_some(22))
+}
+
 fn origin_of(url: &Url) -> Option<Origin> {
     Some(Origin {
         scheme: url.scheme().to_ascii_lowercase(),
         host: url.host_str()?.to_ascii_lowercase(),
-        port: url.port_or_known_default(),
+        port: effective_port(url),
         path: url.path().to_string(),
         user: Some(url.username())
             .filter(|u| !u.is_empty())
@@ -182,6 +188,42 @@ mod tests {
         assert!(!matches("https://h/", "https://h:8443/x"));
         assert!(matches("https://h:8443/", "https://h:8443/x"));
         assert!(!matches("h:8443", "https://h/x"));
+    }
+
+    #[test]
+    fn ssh_urls_match_on_user_host_and_port_22_by_default() {
+        let s = vec!["https".to_string()];
+        assert!(matches(
+            "ssh://hg.contoso.com/",
+            "ssh://hg.contoso.com//srv/repo"
+        ));
+        assert!(matches(
+            "ssh://hg.contoso.com:22/",
+            "ssh://hg.contoso.com/repo"
+        ));
+        assert!(!matches(
+            "ssh://hg.contoso.com/",
+            "ssh://hg.contoso.com:2222/repo"
+        ));
+        assert!(!matches(
+            "ssh://hg.contoso.com/",
+            "https://hg.contoso.com/repo"
+        ));
+        assert!(!matches(
+            "https://hg.contoso.com/",
+            "ssh://hg.contoso.com/repo"
+        ));
+        let ssh = vec!["ssh".to_string()];
+        assert_eq!(
+            best_match("ssh://hg@h/r", &[group("h/", &ssh)], None).unwrap(),
+            Some(0)
+        );
+        let g = GroupPrefix {
+            prefix: "ssh://h/",
+            schemes: &s,
+            username: Some("hg"),
+        };
+        assert_eq!(best_match("ssh://mallory@h/r", &[g], None).unwrap(), None);
     }
 
     #[test]
