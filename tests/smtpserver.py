@@ -17,6 +17,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,10 +125,14 @@ def _serve(args) -> None:
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.cert, args.key)
+    # aiosmtpd cannot bind port 0 (it connects to its own port to check it is up).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     controller = Controller(
         Spool(),
         hostname="127.0.0.1",
-        port=0,
+        port=port,
         authenticator=authenticator,
         auth_required=True,
         auth_require_tls=True,
@@ -137,7 +142,6 @@ def _serve(args) -> None:
     controller.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    port = controller.server.sockets[0].getsockname()[1]
     print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
     done.wait()
     controller.stop()
