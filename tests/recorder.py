@@ -8,6 +8,7 @@ that tests stop it by pid; prints one JSON ready line with its port.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import select
@@ -27,7 +28,14 @@ class Recorder:
     url: str
     port: int
     log: Path
+    # Mercurial checks certificates by host name, not IP: clients pin this instead
+    # ([hostsecurity] 127.0.0.1:fingerprints = sha256:...).
+    fingerprint: str
     _proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def hgrc(self) -> str:
+        """Client config that lets hg talk TLS to it."""
+        return f"[hostsecurity]\n127.0.0.1:fingerprints = {self.fingerprint}\n"
 
     def requests(self) -> list[dict]:
         if not self.log.exists():
@@ -68,7 +76,12 @@ def start_recorder(workdir: Path, ca, *, port: int = 0, host: str = "127.0.0.1")
         proc.wait()
         raise RuntimeError("recorder did not start")
     port = json.loads(line)["port"]
-    return Recorder(url=f"https://{host}:{port}/", port=port, log=log, _proc=proc)
+    der = ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())
+    digest = hashlib.sha256(der).hexdigest()
+    fingerprint = "sha256:" + ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return Recorder(
+        url=f"https://{host}:{port}/", port=port, log=log, fingerprint=fingerprint, _proc=proc
+    )
 
 
 def _serve(args) -> None:
