@@ -1,0 +1,230 @@
+"""The fault matrix: every way the vault, the identity or the server can fail
+ends in the documented abort, a non-zero exit, within the configured timeout
+plus a margin, and leaves no partial clone (plain Mercurial removes the
+destination of a failed clone, and so must we).
+
+The measured times are written to ``.work/reports/fault-matrix.md``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+from bed import REF, Bed, start_bed
+
+TIMEOUT = 3.0
+# hg's start-up, the clone's first round trip and process exit, on a loaded 2-core box.
+MARGIN = 3.0
+REPORT = Path(__file__).resolve().parent.parent / ".work" / "reports" / "fault-matrix.md"
+_rows: list[tuple[str, str, int, float, str]] = []
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory) -> Bed:
+    bed = start_bed(tmp_path_factory.mktemp("faultbed"))
+    try:
+        bed.provision()
+        yield bed
+    finally:
+        bed.stop()
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"| fault | command | exit | seconds (timeout {TIMEOUT:g} s) | abort |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {case} | {cmd} | {code} | {secs:.2f} | {msg.replace('|', '/')} |"
+            for case, cmd, code, secs, msg in _rows
+        ]
+        REPORT.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(bed):
+    bed.emulator.clear_faults()
+    yield
+    bed.emulator.clear_faults()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sdk_client(bed):
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+
+    officer = bed.emulator.principal("officer")
+    credential = ClientSecretCredential(
+        bed.emulator.tenant_id,
+        officer["client_id"],
+        officer["client_secret"],
+        authority=bed.emulator.authority_host,
+        disable_instance_discovery=True,
+        connection_verify=str(bed.ca_file),
+    )
+    return SecretClient(
+        bed.emulator.vault_url,
+        credential,
+        verify_challenge_resource=False,
+        connection_verify=str(bed.ca_file),
+    )
+
+
+def _ref_with(bed, change) -> str:
+    from hgext3rd.keyvault._native import secret_name
+
+    ref = f"secret://hg/faults/{secrets.token_hex(4)}"
+    bed.provision(ref=ref)
+    _sdk_client(bed).update_secret_properties(secret_name(ref), **change)
+    return ref
+
+
+CLONE_CASES = {
+    # case: (client options, emulator faults, expected text in the abort)
+    "vault down (connection refused)": (
+        lambda bed: {"vault_url": f"https://127.0.0.1:{_free_port()}/"},
+        [],
+        "connection refused",
+    ),
+    "unknown vault host": (
+        lambda bed: {"vault_url": "https://no-such-vault.invalid/"},
+        [],
+        "no-such-vault.invalid",
+    ),
+    "untrusted vault certificate": (
+        lambda bed: {"extra": "[keyvault]\ncacerts =\n"},
+        [],
+        "certificate",
+    ),
+    "401 from the identity endpoint": (
+        lambda bed: {},
+        [{"target": "identity", "kind": "status", "status": 401}],
+        "managed identity",
+    ),
+    "403 (identity without a role)": (
+        lambda bed: {"principal": "nobody"},
+        [],
+        "Key Vault Secrets User",
+    ),
+    "404 (no such secret)": (
+        lambda bed: {"ref": "secret://hg/faults/missing"},
+        [],
+        "does not exist",
+    ),
+    "429 storm": (
+        lambda bed: {},
+        [{"target": "vault", "kind": "status", "status": 429, "retry_after": 1}],
+        "429",
+    ),
+    "500 from the vault": (
+        lambda bed: {},
+        [{"target": "vault", "kind": "status", "status": 500}],
+        "HTTP 500",
+    ),
+    "503 from the vault": (
+        lambda bed: {},
+        [{"target": "vault", "kind": "status", "status": 503}],
+        "503",
+    ),
+    "vault accepts and never answers": (
+        lambda bed: {},
+        [{"target": "vault", "kind": "hang"}],
+        "keyvault.timeout",
+    ),
+    "token endpoint accepts and never answers": (
+        lambda bed: {"principal": "reader"},
+        [{"target": "token", "kind": "hang"}],
+        "keyvault.timeout",
+    ),
+    "disabled secret": (
+        lambda bed: {"ref": _ref_with(bed, {"enabled": False})},
+        [],
+        "is disabled",
+    ),
+    "expired secret": (
+        lambda bed: {
+            "ref": _ref_with(
+                bed, {"expires_on": datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)}
+            )
+        },
+        [],
+        "expired",
+    ),
+    "server rejects the password": (
+        lambda bed: {"ref": _rejected_ref(bed)},
+        [],
+        "rejected the password from the vault",
+    ),
+}
+
+
+def _rejected_ref(bed) -> str:
+    ref = f"secret://hg/faults/wrong-{secrets.token_hex(4)}"
+    bed.provision("not-the-password", ref=ref)
+    return ref
+
+
+@pytest.mark.parametrize("case", list(CLONE_CASES))
+def test_clone_fault_aborts_in_bounded_time_without_a_partial_clone(bed, tmp_path, case):
+    options, faults, expected = CLONE_CASES[case]
+    client = bed.client(tmp_path, timeout=TIMEOUT, **{"ref": REF, **options(bed)})
+    if faults:
+        bed.emulator.set_faults(faults)
+
+    result = client.hg("clone", bed.server.repo_url(), "work")
+
+    abort = next((line for line in result.stderr.splitlines() if "abort" in line), "")
+    _rows.append((case, "clone", result.returncode, result.seconds, abort[:160]))
+    assert result.returncode == 255, result.output
+    assert expected in result.stderr, result.stderr
+    assert result.stderr.count("abort:") == 1
+    assert result.seconds < TIMEOUT + MARGIN
+    assert not (client.home / "work").exists()
+
+
+def test_token_that_expires_mid_command_is_renewed(bed, tmp_path):
+    # Tokens live 1 s: each later vault request of the command needs a new one.
+    client = bed.client(
+        tmp_path,
+        timeout=TIMEOUT,
+        extra=f"[auth]\nsecond.prefix = https://other.invalid/\nsecond.vault = {REF}\n",
+    )
+    bed.emulator.set_faults([{"target": "identity", "kind": "token-lifetime", "expires_in": 1}])
+    before = sum(r["target"] == "identity" for r in bed.emulator.requests())
+    result = client.hg("vault")
+    identity = sum(r["target"] == "identity" for r in bed.emulator.requests()) - before
+    _rows.append(
+        ("token expires mid-command, renewal works", "vault", result.returncode, result.seconds, "")
+    )
+    assert result.returncode == 0, result.output
+    assert identity >= 2, "the expired token was renewed, not reused"
+
+
+def test_token_that_expires_mid_command_and_cannot_be_renewed_aborts(bed, tmp_path):
+    client = bed.client(
+        tmp_path,
+        timeout=TIMEOUT,
+        extra=f"[auth]\nsecond.prefix = https://other.invalid/\nsecond.vault = {REF}\n",
+    )
+    bed.emulator.set_faults(
+        [
+            {"target": "identity", "kind": "token-lifetime", "expires_in": 1, "count": 1},
+            {"target": "identity", "kind": "status", "status": 401},
+        ]
+    )
+    result = client.hg("vault")
+    error = next((line for line in result.stdout.splitlines() if "error:" in line), "")
+    _rows.append(
+        ("token expires mid-command, renewal refused", "vault", result.returncode,
+         result.seconds, error.strip()[:160])
+    )  # fmt: skip
+    assert result.returncode == 1, result.output
+    assert "managed identity" in result.stdout
+    assert result.seconds < 2 * TIMEOUT + MARGIN
