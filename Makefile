@@ -16,11 +16,12 @@ APT_PACKAGES := nginx apache2-utils openssh-server openssh-client
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo clean
+.PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo fuzz clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
+	@echo "make fuzz   - run each cargo-fuzz target of the core for FUZZ_SECONDS (not in CI)"
 
 apt: .work/apt.stamp
 .work/apt.stamp:
@@ -75,6 +76,29 @@ test: deps
 
 demo: deps build emulator
 	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) tests/demo.py
+
+# Fuzzing (not in CI): cargo-fuzz from crates.io, libFuzzer through the libfuzzer-sys crate. It needs
+# a nightly toolchain; without one, stable with RUSTC_BOOTSTRAP=1 and no sanitizer.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ref_parser origin_matcher config_reader
+CARGO_FUZZ := .work/tools/bin/cargo-fuzz
+FUZZ_NIGHTLY := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo yes)
+fuzz:
+	test -x $(CARGO_FUZZ) || $(CARGO) install -q --locked --version =0.13.2 --root .work/tools cargo-fuzz
+	@mkdir -p .work/reports
+	@: > .work/reports/fuzz.txt
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p rust/keyvault-core/fuzz/corpus/$$t; \
+	  if [ -n "$(FUZZ_NIGHTLY)" ]; then tc=nightly; san=address; boot=; else tc=stable; san=none; boot=1; fi; \
+	  ( cd rust/keyvault-core && RUSTUP_TOOLCHAIN=$$tc RUSTC_BOOTSTRAP=$$boot \
+	    $(abspath $(CARGO_FUZZ)) fuzz run --fuzz-dir fuzz -s $$san $$t fuzz/corpus/$$t fuzz/seeds/$$t \
+	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=512 -print_final_stats=1 ) 2>&1 \
+	    | tee .work/fuzz-$$t.log | grep -E "^Done|stat::number_of_executed_units|crash-|panicked" || true; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' .work/fuzz-$$t.log | tail -1); \
+	  found=$$(ls rust/keyvault-core/fuzz/artifacts/$$t 2>/dev/null | wc -l); \
+	  echo "$$t ($$tc, sanitizer $$san): $${runs:-?} executions in $(FUZZ_SECONDS) s, $$found findings" \
+	    | tee -a .work/reports/fuzz.txt; \
+	done
 
 clean:
 	rm -rf target .work $(VENV) hgext/hgext3rd/keyvault/*.so
