@@ -32,6 +32,41 @@ segment boundaries (``https://hg.contoso.com/repos`` does not match
 URLs that no vault group matches are left to Mercurial as if the extension
 were not enabled.
 
+For ``ssh://`` URLs, a group whose prefix is an ``ssh://`` origin holds an
+OpenSSH private key (without passphrase) instead of a password::
+
+  [auth]
+  deploy.prefix = ssh://hg.contoso.com/
+  deploy.vault = secret://hg/ci-bot/ssh-key
+
+For the life of the hg command, the extension starts a private ``ssh-agent``,
+loads the key through ``ssh-add``'s standard input, and gives its socket only
+to the ssh command Mercurial runs for that URL (as ``SSH_AUTH_SOCK``; an
+``IdentityAgent`` in your ssh_config would override it). The agent is stopped
+when the command ends, also after an error or a signal. The key is never
+written to a file, an argument or another process's environment.
+
+For ``hg email``, ``[smtp] vault`` names the SMTP password; Mercurial's own
+SMTP login uses it instead of prompting (``smtp.username`` is required,
+``smtp.password`` must not be set)::
+
+  [smtp]
+  host = smtp.contoso.com
+  tls = starttls
+  username = ci-bot
+  vault = secret://hg/ci-bot/smtp
+
+A vault password is sent only to the origin of the group that released it:
+after a redirect to another host, or to a subrepository elsewhere, the cached
+header is not sent. Prefixes with ``*`` never release a secret. A URL that
+carries its own password is used as it is, with a warning, and never gets the
+vault's. Vault mappings come only from configuration Mercurial trusts: an
+``.hg/hgrc`` owned by another user (not in ``[trusted]``) is ignored, while a
+trusted one counts as your own configuration (it can already run hooks as
+you). Files inside a repository (``.hgsub``) never add mappings.
+Names, refs and messages from a vault, a server or a URL are shown without
+control or escape characters.
+
 The identity used to read the vault is found in this order, each tried only
 when its inputs exist: environment (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``,
 ``AZURE_CLIENT_SECRET``), workload identity (``AZURE_FEDERATED_TOKEN_FILE``),
@@ -66,8 +101,14 @@ Configs::
     name-prefix = hg-
 
     [auth]
-    # The vault reference of the group's password (replaces GROUP.password).
+    # The vault reference of the group's password (replaces GROUP.password),
+    # or, for an ssh:// prefix, of its OpenSSH private key.
     GROUP.vault = secret://hg/ci-bot/password
+
+    [smtp]
+    # The vault reference of the SMTP password of hg email (replaces
+    # smtp.password).
+    vault = secret://hg/ci-bot/smtp
 """
 
 from __future__ import annotations
