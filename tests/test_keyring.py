@@ -117,7 +117,9 @@ def test_rotation_expiry_tags_and_states_match_key_vault(bed, secret_service, tm
     [v1], [v2] = json.loads(first.stdout), json.loads(second.stdout)
     assert v1["version"] != v2["version"]
     assert v2["tags"] == {"owner": "ops", "team": "ci"}
-    assert client.hg("vault", "set", "secret://k/soon", "--expires", "3", stdin=b"s").returncode == 0
+    assert (
+        client.hg("vault", "set", "secret://k/soon", "--expires", "3", stdin=b"s").returncode == 0
+    )
     past = client.hg("vault", "set", "secret://k/old", "--expires", "2020-01-01", stdin=b"o")
     assert past.returncode == 0, past.output
 
@@ -130,7 +132,9 @@ def test_rotation_expiry_tags_and_states_match_key_vault(bed, secret_service, tm
     assert states["gone"]["state"] == "missing"
     assert "hg vault set secret://k/gone" in states["gone"]["hint"]
 
-    listed = {item["ref"]: item for item in json.loads(client.hg("vault", "list", "-T", "json").stdout)}
+    listed = {
+        item["ref"]: item for item in json.loads(client.hg("vault", "list", "-T", "json").stdout)
+    }
     assert listed[ref]["versions"] == 2
     assert listed[ref]["tags"] == {"owner": "ops", "team": "ci"}
     assert listed["secret://k/old"]["state"] == "expired"

@@ -5,8 +5,9 @@ terminal only."""
 
 from __future__ import annotations
 
-from mercurial import error, pycompat, util
+from mercurial import error, pycompat
 from mercurial.i18n import _
+from mercurial.utils import urlutil
 
 from . import config
 from .output import READABLE, b, date, iso, opt, secret_state, write_error
@@ -35,7 +36,7 @@ def run(ui, url: str, reveal: bool, **opts):
     native = session.native_module()
     settings = config.vault_settings(ui)
     groups = config.vault_groups(ui)
-    parsed = util.url(pycompat.bytesurl(url))
+    parsed = urlutil.url(pycompat.bytesurl(url))
     user = pycompat.strurl(parsed.user) if parsed.user else None
     specs = [(g.prefix, list(g.schemes), g.username) for g in groups]
     try:
@@ -73,7 +74,14 @@ def run(ui, url: str, reveal: bool, **opts):
     name = session.secret_name(chosen.ref, settings)
     state, props, exc = secret_state(client, chosen.ref, native, settings.expiry_warning_days)
     audit.record(
-        ui, client, action="check", ref=chosen.ref, name=name, group=chosen.name, props=props, exc=exc
+        ui,
+        client,
+        action="check",
+        ref=chosen.ref,
+        name=name,
+        group=chosen.name,
+        props=props,
+        exc=exc,
     )
     fm.write(b"provider", b"provider: %s\n", b(client.provider))
     fm.write(b"username", b"username: %s\n", b(chosen.username or ""))

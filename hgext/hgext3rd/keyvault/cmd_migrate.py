@@ -39,9 +39,19 @@ def run(ui, opts, **fmopts):
     source = session.vault(ui, source_name)
     target = session.vault(ui, target_name)
     try:
-        managed = sorted(p["ref"] for p in source.list() if p.get("ref"))
+        listed = [p for p in source.list() if p.get("ref")]
     except native.KeyVaultError as exc:
         raise session.abort_for(exc, "listing the %s store" % source_name) from None
+    # Only what this configuration reaches: a secret stored under another name prefix keeps
+    # its ref tag but is not found by that ref here.
+    managed, foreign = [], 0
+    for props in listed:
+        expected = session.secret_name(props["ref"], settings)
+        if expected and expected.lower() == (props.get("name") or "").lower():
+            managed.append(props["ref"])
+        else:
+            foreign += 1
+    managed.sort()
 
     counts = {"copied": 0, "unchanged": 0, "failed": 0, "removed": 0}
     fm = ui.formatter(b"vault", pycompat.byteskwargs(fmopts))
@@ -71,9 +81,7 @@ def run(ui, opts, **fmopts):
                         deleted = source.delete(ref)
                         removed = True
                         counts["removed"] += 1
-                        audit.record(
-                            ui, source, action="delete", ref=ref, name=name, props=deleted
-                        )
+                        audit.record(ui, source, action="delete", ref=ref, name=name, props=deleted)
                     except native.KeyVaultError as exc:
                         failure = exc
                         counts["failed"] += 1
@@ -85,6 +93,11 @@ def run(ui, opts, **fmopts):
             sub.data(name=opt(name), removed=removed, version=opt(version))
             write_error(sub, failure, b"  ")
     fm.data(source=b(source_name), target=b(target_name), dry_run=dry_run, total=len(managed))
+    fm.data(skipped_other_prefix=foreign)
+    if foreign:
+        fm.plain(
+            b"%d secrets stored under another keyvault.name-prefix were left alone\n" % foreign
+        )
     fm.data(**counts)
     if dry_run:
         fm.plain(

@@ -256,7 +256,12 @@ def _check_options(action: bytes, opts: dict) -> None:
         (b"", b"from", b"", _(b"migrate: copy from this provider"), _(b"PROVIDER")),
         (b"", b"to", b"", _(b"migrate: copy to this provider"), _(b"PROVIDER")),
         (b"n", b"dry-run", False, _(b"migrate: only say what would be copied")),
-        (b"", b"remove-source", False, _(b"migrate: delete each secret from the source once copied")),
+        (
+            b"",
+            b"remove-source",
+            False,
+            _(b"migrate: delete each secret from the source once copied"),
+        ),
         (b"", b"reveal", False, _(b"check: show the password (on a terminal only)")),
     ]
     + cmdutil.formatteropts,

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 enum Backend {
-    Azure(Session),
+    // Boxed: a Session is large, and a Vault is built once per process.
+    Azure(Box<Session>),
     Keyring(KeyringStore),
 }
 
@@ -66,7 +67,7 @@ fn unwrap_traced<T>(
 impl Vault {
     fn store(&self) -> &dyn SecretStore {
         match &self.backend {
-            Backend::Azure(session) => session,
+            Backend::Azure(session) => session.as_ref(),
             Backend::Keyring(keyring) => keyring,
         }
     }
@@ -99,7 +100,7 @@ impl Vault {
         config.user_agent_suffix = user_agent;
         let session = py.detach(|| Session::new(&config)).map_err(err)?;
         Ok(Vault {
-            backend: Backend::Azure(session),
+            backend: Backend::Azure(Box::new(session)),
         })
     }
 
