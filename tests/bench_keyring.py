@@ -46,7 +46,11 @@ print(f"{(t1-t0)*1000:.1f} {(t2-t1)*1000:.1f} {(t3-t2)*1000:.1f} {outcome}")
 def run(keyring, prefix, ref, env, timeout=5.0):
     out = subprocess.run(
         [PY, "-c", ONE_READ, keyring, prefix, ref, str(timeout)],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1:]
@@ -112,9 +116,15 @@ def main() -> None:
         behaviours.append(("auto, no session bus", outcome))
         # A session bus where gnome-keyring is only D-Bus-activatable (nothing unlocked it).
         bus = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--print-address=1",
-             f"--address=unix:path={tmp}/act.sock"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            [
+                "dbus-daemon",
+                "--session",
+                "--nofork",
+                "--print-address=1",
+                f"--address=unix:path={tmp}/act.sock",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         address = bus.stdout.readline().decode().strip()
         home = Path(tmp) / "act-home"
@@ -140,10 +150,18 @@ def main() -> None:
         )
         # The activated daemon is ours: find its pid on our bus and stop it by pid.
         reply = subprocess.run(
-            ["dbus-send", f"--bus={address}", "--print-reply", "--dest=org.freedesktop.DBus",
-             "/org/freedesktop/DBus", "org.freedesktop.DBus.GetConnectionUnixProcessID",
-             "string:org.freedesktop.secrets"],
-            capture_output=True, text=True, check=False,
+            [
+                "dbus-send",
+                f"--bus={address}",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.GetConnectionUnixProcessID",
+                "string:org.freedesktop.secrets",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.split()
         if reply and reply[-1].isdigit():
             os.kill(int(reply[-1]), 15)

@@ -189,3 +189,25 @@ def test_a_keyring_that_does_not_answer_fails_within_the_timeout(bed, tmp_path):
     assert "did not answer within 1.5 s" in result.stderr
     assert "(a locked Secret Service" in result.stderr  # the hint
     assert elapsed < 1.5 + 3  # the timeout plus a margin for starting hg
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ("provider = gnome", "keyvault.provider"),
+        ("provider = keyring\nkeyring = wallet", "keyvault.keyring"),
+        ("expiry-warning = soon", "keyvault.expiry-warning"),
+    ],
+)
+def test_unknown_provider_or_keyring_is_a_config_error_naming_the_key(bed, tmp_path, setting, key):
+    client = bed.client(tmp_path, extra=f"[keyvault]\n{setting}\n")
+    result = client.hg("vault")
+    assert result.returncode in (30, 255), result.output
+    assert key in result.stderr
+
+
+def test_azure_without_url_says_which_key_to_set(bed, tmp_path):
+    client = bed.client(tmp_path, extra="[keyvault]\nprovider = azure\nurl =\n")
+    result = client.hg("vault")
+    assert result.returncode != 0
+    assert "keyvault.url is not set" in result.stderr

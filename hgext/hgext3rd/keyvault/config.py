@@ -108,7 +108,8 @@ def vault_settings(ui) -> VaultSettings:
             % ui.config(b"keyvault", b"timeout"),
             hint=b"the default is 10",
         )
-    url = ui.config(b"keyvault", b"url")
+    # An empty value (`url =` in a later hgrc) unsets it.
+    url = ui.config(b"keyvault", b"url") or None
     if url is not None and not url.lower().startswith(b"https://"):
         raise error.ConfigError(
             b"keyvault.url: '%s' is not an https:// URL" % url,

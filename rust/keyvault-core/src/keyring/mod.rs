@@ -478,3 +478,61 @@ impl SecretStore for KeyringStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn record(enabled: bool, expires: Option<OffsetDateTime>) -> Envelope {
+        let mut e = Envelope::new_version(
+            "secret://a/b",
+            "hg-x",
+            &SecretValue::from("v"),
+            expires,
+            BTreeMap::new(),
+            None,
+        );
+        e.enabled = enabled;
+        e
+    }
+
+    #[test]
+    fn states_match_key_vault_kinds_with_hints() {
+        let s = KeyringBackend::Keyutils;
+        disabled_or_expired(&record(true, None), "secret x", s).unwrap();
+        let e = disabled_or_expired(&record(false, None), "secret x", s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Disabled);
+        assert!(e.hint().unwrap().contains("hg vault set secret://a/b"));
+        let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let e = disabled_or_expired(&record(true, Some(past)), "secret x", s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Expired);
+        assert!(e.message().contains("has expired in the keyutils keyring"));
+    }
+
+    #[test]
+    fn a_hung_operation_times_out() {
+        let start = std::time::Instant::now();
+        let e = bounded(Duration::from_millis(200), "waiting", || {
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn platform_errors_never_show_item_bytes() {
+        let opened = backend::open(KeyringBackend::Keyutils).unwrap();
+        let e = map_keyring_error(
+            keyring_core::Error::BadEncoding(b"s3cret-distinctive".to_vec()),
+            &opened,
+            "secret x",
+            Some("secret://a/b"),
+        );
+        assert!(!format!("{e:?}").contains("s3cret"));
+        assert_eq!(e.kind(), ErrorKind::Service);
+    }
+}
