@@ -12,7 +12,7 @@ import select
 import time
 
 import pytest
-from bed import REF, Bed, start_bed
+from bed import REF, Bed, files_containing, start_bed
 from hgext3rd.keyvault import _native
 from hgserver import HG
 from keyringd import SecretService, start_secret_service
@@ -252,3 +252,9 @@ def test_migrate_keyring_to_azure_and_back(bed, secret_service, tmp_path, monkey
     assert set(refs) <= listed
     for out in client.outputs:
         assert not any(f"value-{i}" in out for i in range(3))
+    for i in range(3):
+        hits, searched = files_containing(
+            [tmp_path, bed.root, secret_service.home], f"value-{i}".encode()
+        )
+        assert searched > 20
+        assert hits == []
