@@ -10,13 +10,17 @@ EMULATOR := target/debug/hg-keyvault-emulator
 HG_VERSION := $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
 # chg, Mercurial's command server client, built from the same Mercurial sdist (PyPI ships no binary).
 CHG := $(VENV)/bin/chg
-# Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users,
-# sshd for ssh:// URLs and ssh-agent/ssh-add that the extension drives.
-APT_PACKAGES := nginx apache2-utils openssh-server openssh-client
+# Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users;
+# sshd for ssh:// URLs and ssh-agent/ssh-add that the extension drives; a private D-Bus session
+# bus (dbus-daemon, dbus-send) with gnome-keyring's Secret Service, and keyctl for the kernel keyring.
+APT_PACKAGES := nginx apache2-utils openssh-server openssh-client dbus-daemon dbus-bin gnome-keyring keyutils
+# The keyring stores of other platforms, compile-checked (without the Azure part, whose TLS
+# stack has C code that needs that platform's toolchain).
+CROSS_TARGETS := x86_64-apple-darwin x86_64-pc-windows-msvc
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo fuzz clean
+.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test demo fuzz clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
@@ -24,7 +28,7 @@ help:
 	@echo "make fuzz   - run each cargo-fuzz target of the core for FUZZ_SECONDS (not in CI)"
 
 apt: .work/apt.stamp
-.work/apt.stamp:
+.work/apt.stamp: Makefile
 	@mkdir -p .work
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -63,6 +67,16 @@ lint: venv
 	$(VENV)/bin/ruff check hgext tests
 	$(VENV)/bin/ruff format --check hgext tests
 
+cross-check:
+	@for t in $(CROSS_TARGETS); do \
+	  if rustup target list --installed 2>/dev/null | grep -qx "$$t" || rustup target add "$$t" >/dev/null 2>&1; then \
+	    echo "cargo check --target $$t -p hg-keyvault-core --no-default-features"; \
+	    $(CARGO) check -q --target "$$t" -p hg-keyvault-core --no-default-features; \
+	  else \
+	    echo "cross-check: skipping $$t (rustup cannot install its standard library here)"; \
+	  fi; \
+	done
+
 rust-test: emulator
 	$(CARGO) test -q --workspace
 
@@ -71,6 +85,7 @@ py-test: deps build emulator
 
 test: deps
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory cross-check
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory py-test
 

@@ -1,9 +1,9 @@
-"""credentials from Azure Key Vault, fetched when Mercurial needs them
+"""credentials from Azure Key Vault or the OS keyring, fetched when needed
 
 With this extension, ``hg clone``, ``hg pull`` and ``hg push`` get their HTTP
-password from Azure Key Vault at the moment the server asks for it, so that no
-password is ever written to an hgrc, a URL, a log or a file. The value lives
-in the memory of the hg process only.
+password from Azure Key Vault (or the OS keyring) at the moment the server
+asks for it, so that no password is ever written to an hgrc, a URL, a log or
+a file. The value lives in the memory of the hg process only.
 
 Point the extension at a vault, and give an ``[auth]`` group a ``vault`` key
 instead of a ``password``::
@@ -24,7 +24,20 @@ slash-separated segments (stored under a name derived from it), or a Key
 Vault secret identifier such as
 ``https://contoso-hg.vault.azure.net/secrets/ci-bot-password`` (used as it
 is, optionally with a version). ``hg vault set REF`` stores a value read from
-standard input; ``hg vault`` shows the state of every configured secret.
+standard input; ``hg vault`` shows the state of every configured secret; ``hg
+help vault`` lists the operator's subcommands (list, forget, check, migrate).
+
+Without ``keyvault.url`` (or with ``keyvault.provider = keyring``) secrets
+live in the OS keyring instead: the Secret Service (gnome-keyring, KWallet,
+KeePassXC) or the kernel's keyutils on Linux, the Keychain on macOS, the
+Credential Manager on Windows. Refs, commands and states are the same; the
+keyring keeps only the current value of each ref.
+
+Every vault request names the tool, the repository, the working directory's
+parent and the hg command in its User-Agent, and carries an
+``x-ms-client-request-id``, so that Key Vault's diagnostic logs tie each
+access to a commit and an identity. ``keyvault.audit-log`` keeps a local
+trail as well.
 
 A group matches a URL on its scheme, host, port and path, the path on
 segment boundaries (``https://hg.contoso.com/repos`` does not match
@@ -77,6 +90,10 @@ writing "Key Vault Secrets Officer".
 Configs::
 
     [keyvault]
+    # Where secrets live: azure or keyring (default: azure when url is set,
+    # keyring otherwise).
+    provider = azure
+
     # The vault's URI (https only).
     url = https://contoso-hg.vault.azure.net/
 
@@ -97,8 +114,22 @@ Configs::
     timeout = 10
 
     # The prefix of the Key Vault names that secret:// references map to
-    # (default: hg-).
+    # (default: hg-). The keyring uses the same names.
     name-prefix = hg-
+
+    # Which OS keyring: auto (Linux: the Secret Service if one answers on
+    # the session bus, else keyutils), secret-service, keyutils,
+    # macos-keychain or windows-credential-manager.
+    keyring = auto
+
+    # Days before expiry from which hg vault reports "expiring soon"
+    # (default: 14).
+    expiry-warning = 14
+
+    # Append one JSON line per secret access to this file: time, OS user,
+    # identity ids, repository, node, command, ref, name, version, request
+    # id, outcome; never a value (default: none).
+    audit-log = ~/.local/state/hg-keyvault/audit.jsonl
 
     [auth]
     # The vault reference of the group's password (replaces GROUP.password),
@@ -113,7 +144,7 @@ Configs::
 
 from __future__ import annotations
 
-from . import commands, config, loadhook
+from . import audit, commands, config, loadhook
 
 # Mercurial reads these from the extension module.
 testedwith = b"7.2"
@@ -143,7 +174,11 @@ def _install_smtp_wrappers(mailmod) -> None:
 
 
 def uisetup(ui):
+    from mercurial import dispatch
+
     # Wrap Mercurial's modules when they run, not now: importing them costs every command.
     loadhook.on_module_executed("mercurial.url", _install_auth_wrappers)
     loadhook.on_module_executed("mercurial.sshpeer", _install_ssh_wrappers)
     loadhook.on_module_executed("mercurial.mail", _install_smtp_wrappers)
+    # The audit trail names the command and repository of each vault access.
+    audit.install(dispatch)

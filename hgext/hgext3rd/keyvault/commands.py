@@ -1,5 +1,7 @@
-"""``hg vault``: what identity is used, whether the vault answers, the state of
-every configured secret; and storing a secret. Never a value."""
+"""``hg vault``: the store in use and the state of every configured secret
+(status), and the operator's subcommands (set, list, forget, check, migrate,
+each in its own module). None ever prints a value, except ``check --reveal``
+on a terminal."""
 
 from __future__ import annotations
 
@@ -8,78 +10,45 @@ import time
 from mercurial import cmdutil, error, pycompat, registrar
 from mercurial.i18n import _
 
-from . import config, sanitize
+from . import config
+from .output import READABLE, b, date, iso, opt, secret_state, user_tags, write_error
 
 cmdtable = {}
 command = registrar.command(cmdtable)
 
-# Days before expiry from which a secret is reported as "expiring soon".
-EXPIRY_WARNING_DAYS = 14
-
-
-def _b(text, keep_newlines: bool = False) -> bytes:
-    # Names, refs, versions and messages may come from a vault or a config file: printable only.
-    return b"" if text is None else sanitize.local(text, keep_newlines=keep_newlines)
-
-
-def _opt(text) -> bytes | None:
-    """Bytes for the formatter's data, keeping None as JSON null."""
-    return None if text is None else _b(text, keep_newlines=True)
-
-
-def _date(epoch) -> bytes:
-    if epoch is None:
-        return b"never"
-    return _b(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)))
-
-
-def _iso(epoch) -> str | None:
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def _state(props, now) -> str:
-    expires = props.get("expires")
-    if expires is not None and expires <= now:
-        return "expired"
-    if expires is not None and expires - now < EXPIRY_WARNING_DAYS * 86400:
-        return "expiring soon"
-    return "ok"
-
-
-def _secret_state(client, group, native):
-    """(state, properties, error message) of one group's secret, never its value."""
-    try:
-        props = client.check(group.ref)
-    except native.NotFoundError as exc:
-        return "missing", {}, exc
-    except native.ForbiddenError as exc:
-        return "forbidden", {}, exc
-    except native.DisabledError as exc:
-        return "disabled", {}, exc
-    except native.ExpiredError as exc:
-        return "expired", {}, exc
-    except native.KeyVaultError as exc:
-        return "error", {}, exc
-    return _state(props, time.time()), props, None
-
-
-READABLE = ("ok", "expiring soon")
+# Which options each subcommand takes; any other is a usage error.
+_OPTIONS = {
+    b"status": set(),
+    b"set": {"expires", "tag"},
+    b"list": set(),
+    b"forget": {"yes"},
+    b"check": {"reveal"},
+    b"migrate": {"from", "to", "dry_run", "remove_source"},
+}
 
 
 def vault_status(ui, **opts):
-    from . import session
+    from . import audit, session
 
     native = session.native_module()
     settings = config.vault_settings(ui)
     groups = config.vault_groups(ui)
     client = session.vault(ui)
+    info = client.info()
 
     fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
     fm.startitem()
-    fm.write(b"provider", b"provider:   %s\n", b"azure")
-    fm.write(b"url", b"vault:      %s\n", _b(settings.url))
+    fm.write(b"provider", b"provider:   %s\n", b(info["provider"]))
+    fm.data(url=opt(client.url), keyring=opt(None), keyring_detail=opt(None))
+    if client.provider == "azure":
+        fm.plain(b"vault:      %s\n" % b(client.url))
+    else:
+        fm.data(keyring=opt(info["location"]), keyring_detail=opt(info["detail"]))
+        fm.plain(b"keyring:    %s\n" % b(info["location"]))
+        if info["detail"]:
+            fm.plain(b"            (%s)\n" % b(info["detail"]))
+    user, uid = audit.os_user()
+    fm.write(b"os_user", b"os user:    %s\n", b(user))
 
     start = time.monotonic()
     answered, failure = True, None
@@ -94,69 +63,68 @@ def vault_status(ui, **opts):
     identity = {}
     if answered and not isinstance(failure, native.UnauthenticatedError):
         try:
-            identity = client.identity()
+            identity = client.identity() or {}
         except native.KeyVaultError:
             identity = {}
-    fm.write(b"credential", b"credential: %s\n", _b(identity.get("link") or settings.credential))
+    credential = identity.get("link") or (settings.credential if client.url else None)
+    fm.data(credential=opt(credential))
+    if client.provider == "azure":
+        fm.plain(b"credential: %s\n" % b(credential))
     fm.data(
-        tenant_id=_opt(identity.get("tenant_id")),
-        client_id=_opt(identity.get("client_id")),
-        object_id=_opt(identity.get("object_id")),
+        tenant_id=opt(identity.get("tenant_id")),
+        client_id=opt(identity.get("client_id")),
+        object_id=opt(identity.get("object_id")),
     )
     if identity:
         fm.plain(
             b"identity:   tenant %s, client %s, object %s\n"
-            % tuple(_b(identity.get(k) or "?") for k in ("tenant_id", "client_id", "object_id"))
+            % tuple(b(identity.get(k) or "?") for k in ("tenant_id", "client_id", "object_id"))
         )
     fm.data(answered=answered, elapsed_ms=elapsed_ms)
     fm.plain(b"answered:   %s in %d ms\n" % (b"yes" if answered else b"no", elapsed_ms))
-    _write_error(fm, failure, b"")
+    write_error(fm, failure, b"")
 
     unreadable = 0
     with fm.nested(b"secrets") as sub:
         for group in groups:
+            name = session.secret_name(group.ref, settings)
             if answered:
-                state, props, exc = _secret_state(client, group, native)
+                state, props, exc = secret_state(
+                    client, group.ref, native, settings.expiry_warning_days
+                )
+                audit.record(
+                    ui,
+                    client,
+                    action="check",
+                    ref=group.ref,
+                    name=name,
+                    group=group.name,
+                    props=props,
+                    exc=exc,
+                )
             else:
-                # The vault did not answer: asking again per secret would only wait again.
+                # The store did not answer: asking again per secret would only wait again.
                 state, props, exc = "unknown", {}, None
             if state not in READABLE:
                 unreadable += 1
             sub.startitem()
-            sub.write(b"group state", b"[auth] %s: %s\n", _b(group.name), _b(state))
-            sub.write(b"prefix", b"  prefix:   %s\n", _b(group.prefix))
-            sub.write(b"username", b"  username: %s\n", _b(group.username or ""))
-            sub.write(b"ref", b"  ref:      %s\n", _b(group.ref))
-            sub.write(b"name", b"  name:     %s\n", _b(_secret_name(native, group, settings)))
-            sub.data(version=_opt(props.get("version")), expires=_opt(_iso(props.get("expires"))))
-            sub.plain(b"  version:  %s\n" % _b(props.get("version") or "-"))
-            sub.plain(b"  expires:  %s\n" % _date(props.get("expires")))
-            _write_error(sub, exc, b"  ")
+            sub.write(b"group state", b"[auth] %s: %s\n", b(group.name), b(state))
+            sub.write(b"prefix", b"  prefix:   %s\n", b(group.prefix))
+            sub.write(b"username", b"  username: %s\n", b(group.username or ""))
+            sub.write(b"ref", b"  ref:      %s\n", b(group.ref))
+            sub.write(b"name", b"  name:     %s\n", b(name or "?"))
+            sub.data(
+                version=opt(props.get("version")),
+                expires=opt(iso(props.get("expires"))),
+                tags=user_tags(props),
+            )
+            sub.plain(b"  version:  %s\n" % b(props.get("version") or "-"))
+            sub.plain(b"  expires:  %s\n" % date(props.get("expires")))
+            write_error(sub, exc, b"  ")
     if not groups:
         fm.plain(_(b"no [auth] group has a vault key\n"))
     fm.end()
     return 1 if unreadable or not answered else 0
-
-
-def _write_error(fm, exc, indent: bytes) -> None:
-    """The error's kind, message and hint as data, and as lines when there is one."""
-    fm.data(
-        error_kind=_opt(getattr(exc, "kind", None)),
-        error=_opt(getattr(exc, "message", None)),
-        hint=_opt(getattr(exc, "hint", None)),
-    )
-    if exc is None:
-        return
-    fm.plain(b"%serror:    %s\n" % (indent, _b(exc.message, keep_newlines=True)))
-    if exc.hint:
-        fm.plain(b"%shint:     %s\n" % (indent, _b(exc.hint, keep_newlines=True)))
-
-
-def _secret_name(native, group, settings) -> str:
-    try:
-        return native.secret_name(group.ref, settings.name_prefix)
-    except native.KeyVaultError:
-        return "?"
 
 
 def _read_value(ui) -> bytes:
@@ -175,61 +143,203 @@ def _read_value(ui) -> bytes:
     return value
 
 
-def vault_set(ui, ref, **opts):
-    from . import session
+def parse_expires(text: bytes, now: float | None = None) -> float | None:
+    """``--expires``: a number of days from now, or a UTC date ``YYYY-MM-DD[THH:MM[:SS]]``."""
+    import calendar
+
+    now = time.time() if now is None else now
+    raw = text.decode("ascii", "replace").strip()
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = None
+    if days is not None:
+        if not days > 0:
+            raise error.InputError(
+                _(b"--expires: %s is not a positive number of days") % text,
+                hint=_(b"give a number of days, e.g. --expires 90, or a date"),
+            )
+        return now + days * 86400
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"):
+        try:
+            return float(calendar.timegm(time.strptime(raw.rstrip("Z"), fmt)))
+        except ValueError:
+            continue
+    raise error.InputError(
+        _(b"--expires: '%s' is neither a number of days nor a date") % text,
+        hint=_(b"use e.g. --expires 90 or --expires 2027-01-31 (UTC)"),
+    )
+
+
+def parse_tags(values) -> dict[str, str]:
+    """``--tag KEY=VALUE`` (repeatable)."""
+    tags = {}
+    for item in values:
+        key, sep, value = item.decode("utf-8", "replace").partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise error.InputError(
+                _(b"--tag: '%s' is not KEY=VALUE") % item,
+                hint=_(b"e.g. --tag owner=ci-team"),
+            )
+        if key == "hg-keyvault-ref":
+            raise error.InputError(
+                _(b"--tag: hg-keyvault-ref is set by hg-keyvault itself"),
+                hint=_(b"choose another tag name"),
+            )
+        tags[key] = value
+    return tags
+
+
+def vault_set(ui, ref, expires=b"", tag=(), **opts):
+    from . import audit, session
 
     native = session.native_module()
+    settings = config.vault_settings(ui)
+    expires_at = parse_expires(expires) if expires else None
+    tags = parse_tags(tag or ())
     client = session.vault(ui)
     value = _read_value(ui)
     if not value:
         raise error.Abort(
-            _(b"refusing to store an empty value for %s") % _b(ref),
+            _(b"refusing to store an empty value for %s") % b(ref),
             hint=_(b"pipe the value on stdin: printf '%s' \"$VALUE\" | hg vault set REF"),
         )
+    name = session.secret_name(ref, settings)
     try:
-        props = client.set(ref, value)
+        props = client.set(ref, value, expires=expires_at, tags=tags or None)
     except native.KeyVaultError as exc:
+        audit.record(ui, client, action="set", ref=ref, name=name, exc=exc)
         raise session.abort_for(exc, ref) from None
     finally:
         del value
+    audit.record(ui, client, action="set", ref=ref, name=name, props=props)
     fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
     fm.startitem()
     fm.write(
         b"ref name version",
         b"stored %s as %s, version %s\n",
-        _b(ref),
-        _b(props.get("name")),
-        _b(props.get("version")),
+        b(ref),
+        b(props.get("name")),
+        b(props.get("version")),
     )
+    fm.data(
+        provider=b(client.provider),
+        expires=opt(iso(props.get("expires"))),
+        tags=user_tags(props),
+    )
+    if props.get("expires") is not None:
+        fm.plain(b"expires %s\n" % date(props.get("expires")))
     fm.end()
     return 0
 
 
+def _check_options(action: bytes, opts: dict) -> None:
+    allowed = _OPTIONS[action] | {"template"}
+    for key, value in opts.items():
+        if value and key not in allowed:
+            raise error.InputError(
+                _(b"--%s does not apply to hg vault %s")
+                % (pycompat.sysbytes(key.replace("_", "-")), action),
+                hint=_(b"see hg help vault"),
+            )
+
+
 @command(
     b"vault",
-    cmdutil.formatteropts,
-    _(b"[status | set REF]"),
+    [
+        (b"", b"expires", b"", _(b"set: expiry, in days or a UTC date"), _(b"DAYS|DATE")),
+        (b"", b"tag", [], _(b"set: a tag (repeatable)"), _(b"KEY=VALUE")),
+        (b"", b"yes", False, _(b"forget: delete without asking")),
+        (b"", b"from", b"", _(b"migrate: copy from this provider"), _(b"PROVIDER")),
+        (b"", b"to", b"", _(b"migrate: copy to this provider"), _(b"PROVIDER")),
+        (b"n", b"dry-run", False, _(b"migrate: only say what would be copied")),
+        (
+            b"",
+            b"remove-source",
+            False,
+            _(b"migrate: delete each secret from the source once copied"),
+        ),
+        (b"", b"reveal", False, _(b"check: show the password (on a terminal only)")),
+    ]
+    + cmdutil.formatteropts,
+    _(b"[status | set REF | list | forget REF | check URL | migrate --from P --to P]"),
     helpcategory=command.CATEGORY_MISC,
     norepo=True,
 )
 def vault(ui, *args, **opts):
-    """show the vault's state, or store a secret in it
+    """show the secret store's state, or manage the secrets in it
 
-    ``hg vault`` (or ``hg vault status``) shows the vault, the credential and
-    identity used, whether the vault answered and how fast, and the state of
-    the secret of every ``[auth]`` group with a ``vault`` key: ok, expiring
-    soon, missing, forbidden, disabled, expired. It never shows a value. It
-    exits 1 when any configured secret cannot be read, so a CI job can run it
-    as a preflight.
+    ``hg vault`` (or ``hg vault status``) shows the provider (Azure Key Vault
+    or the OS keyring) and where it keeps secrets, the credential and identity
+    used, whether the store answered and how fast, and the state of the secret
+    of every ``[auth]`` group with a ``vault`` key: ok, expiring soon (within
+    ``keyvault.expiry-warning`` days), missing, forbidden, disabled, expired.
+    It exits 1 when any configured secret cannot be read, so a CI job can run
+    it as a preflight.
 
     ``hg vault set REF`` stores the value read from standard input (or typed at
-    a hidden prompt) under REF, as a new version, and prints that version.
+    a hidden prompt) under REF as a new version; readers get it from then on.
+    ``--expires`` sets its expiry (days, or a UTC date), ``--tag KEY=VALUE``
+    its tags.
 
-    Returns 0 on success, 1 if a configured secret cannot be read.
+    ``hg vault list`` lists every secret hg-keyvault manages in the store, with
+    its version count, state, expiry and tags.
+
+    ``hg vault forget REF`` deletes a secret, after confirmation or with
+    ``--yes`` (Key Vault keeps it recoverable until its purge date).
+
+    ``hg vault check URL`` says which ``[auth]`` group covers URL and why (or
+    why none does), and whether its secret can be read now. ``--reveal`` shows
+    the password, only when standard output is a terminal.
+
+    ``hg vault migrate --from keyring --to azure`` (or back) copies every
+    managed secret, verifies each copy by reading it back, and reports counts.
+    Running it again copies nothing new. ``--dry-run`` only reports;
+    ``--remove-source`` deletes each secret from the source once its copy is
+    verified.
+
+    Every subcommand takes ``-T json``. None ever prints a value, except
+    ``check --reveal`` on a terminal.
+
+    Returns 0 on success, 1 if a secret cannot be read (status, check) or a
+    copy failed (migrate).
     """
     action, rest = (args[0], args[1:]) if args else (b"status", ())
+    if action not in _OPTIONS:
+        raise error.CommandError(b"vault", _(b"invalid arguments"))
+    formatter_opts = {"template": opts.pop("template", b"")}
+    _check_options(action, opts)
     if action == b"status" and not rest:
-        return vault_status(ui, **opts)
+        return vault_status(ui, **formatter_opts)
     if action == b"set" and len(rest) == 1:
-        return vault_set(ui, rest[0].decode("utf-8", "surrogateescape"), **opts)
+        return vault_set(
+            ui,
+            rest[0].decode("utf-8", "surrogateescape"),
+            expires=opts.get("expires"),
+            tag=opts.get("tag"),
+            **formatter_opts,
+        )
+    if action == b"list" and not rest:
+        from . import cmd_list
+
+        return cmd_list.run(ui, **formatter_opts)
+    if action == b"forget" and len(rest) == 1:
+        from . import cmd_forget
+
+        return cmd_forget.run(
+            ui, rest[0].decode("utf-8", "surrogateescape"), opts.get("yes"), **formatter_opts
+        )
+    if action == b"check" and len(rest) == 1:
+        from . import cmd_check
+
+        return cmd_check.run(
+            ui, rest[0].decode("utf-8", "surrogateescape"), opts.get("reveal"), **formatter_opts
+        )
+    if action == b"migrate" and not rest:
+        from . import cmd_migrate
+
+        return cmd_migrate.run(ui, opts, **formatter_opts)
     raise error.CommandError(b"vault", _(b"invalid arguments"))

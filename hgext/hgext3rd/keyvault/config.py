@@ -20,6 +20,10 @@ configitem(b"keyvault", b"cacerts", default=None)
 configitem(b"keyvault", b"verify-challenge-resource", default=True)
 configitem(b"keyvault", b"timeout", default=10.0)
 configitem(b"keyvault", b"name-prefix", default=b"hg-")
+configitem(b"keyvault", b"provider", default=None)
+configitem(b"keyvault", b"keyring", default=b"auto")
+configitem(b"keyvault", b"expiry-warning", default=14)
+configitem(b"keyvault", b"audit-log", default=None)
 # The vault ref of the SMTP password (hg email); see smtp.py.
 configitem(b"smtp", b"vault", default=None)
 
@@ -29,6 +33,17 @@ CREDENTIAL_CHOICES = (
     b"workload-identity",
     b"managed-identity",
     b"azure-cli",
+)
+
+
+PROVIDERS = (b"azure", b"keyring")
+
+KEYRINGS = (
+    b"auto",
+    b"secret-service",
+    b"keyutils",
+    b"macos-keychain",
+    b"windows-credential-manager",
 )
 
 
@@ -47,12 +62,22 @@ class VaultGroup:
 class VaultSettings:
     """The ``[keyvault]`` section, as the native ``Vault`` takes it."""
 
+    provider: str
+    keyring: str
+    expiry_warning_days: float
     url: str | None
     credential: str
     cacerts: str | None
     verify_challenge_resource: bool
     timeout: float
     name_prefix: str
+
+    def keyring_kwargs(self) -> dict:
+        return {
+            "keyring": self.keyring,
+            "timeout": self.timeout,
+            "name_prefix": self.name_prefix,
+        }
 
     def native_kwargs(self) -> dict:
         return {
@@ -85,16 +110,42 @@ def vault_settings(ui) -> VaultSettings:
             % ui.config(b"keyvault", b"timeout"),
             hint=b"the default is 10",
         )
-    url = ui.config(b"keyvault", b"url")
+    # An empty value (`url =` in a later hgrc) unsets it.
+    url = ui.config(b"keyvault", b"url") or None
     if url is not None and not url.lower().startswith(b"https://"):
         raise error.ConfigError(
             b"keyvault.url: '%s' is not an https:// URL" % url,
             hint=b"use the vault's URI, for example https://contoso-hg.vault.azure.net/",
         )
+    provider = ui.config(b"keyvault", b"provider")
+    if provider is None:
+        # Naming a vault is choosing Azure; without one, the OS keyring.
+        provider = b"azure" if url else b"keyring"
+    if provider not in PROVIDERS:
+        raise error.ConfigError(
+            b"keyvault.provider: unknown provider '%s'" % provider,
+            hint=b"use one of: %s" % b", ".join(PROVIDERS),
+        )
+    keyring = ui.config(b"keyvault", b"keyring") or b"auto"
+    if keyring not in KEYRINGS:
+        raise error.ConfigError(
+            b"keyvault.keyring: unknown keyring '%s'" % keyring,
+            hint=b"use one of: %s" % b", ".join(KEYRINGS),
+        )
+    expiry_warning = ui.configwith(float, b"keyvault", b"expiry-warning")
+    if not expiry_warning >= 0:
+        raise error.ConfigError(
+            b"keyvault.expiry-warning: must be a number of days, not %s"
+            % ui.config(b"keyvault", b"expiry-warning"),
+            hint=b"the default is 14",
+        )
     cacerts = ui.config(b"keyvault", b"cacerts")
     if cacerts:
         cacerts = util.expandpath(cacerts)
     return VaultSettings(
+        provider=_text(provider),
+        keyring=_text(keyring),
+        expiry_warning_days=expiry_warning,
         url=_text(url),
         credential=_text(credential),
         cacerts=_text(cacerts) or None,

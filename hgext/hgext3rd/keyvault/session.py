@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 from mercurial import error
 
-from . import _native, config, sanitize
+from . import _native, audit, config, sanitize
 from ._native import BadRefError, ConfigError, KeyVaultError, Vault
-
-_USER_AGENT = "hg-keyvault"
 
 
 @dataclass
@@ -26,9 +24,10 @@ class Fetched:
     version: str | None
 
 
-# One client per set of settings: chg runs many commands in one server, and
-# each forked worker builds its own (the core refuses to reuse one across a fork).
-_vaults: dict[config.VaultSettings, Vault] = {}
+# One client per set of settings (and User-Agent, which names the command): chg
+# runs many commands in one server, and each forked worker builds its own (the
+# core refuses to reuse one across a fork).
+_vaults: dict[tuple[config.VaultSettings, str, str], Vault] = {}
 _values: dict[tuple[config.VaultSettings, str], Fetched] = {}
 
 
@@ -52,29 +51,41 @@ def abort_for(exc: KeyVaultError, context: str | None = None) -> error.Abort:
     return error.Abort(message, hint=hint)
 
 
-def user_agent() -> str:
-    """Appended to the SDK's User-Agent, so vault logs show the tool and Mercurial versions."""
-    from mercurial import util as hgutil
-
-    version = hgutil.version().decode("ascii", "replace")
-    return f"{_USER_AGENT}/{_native.__version__} mercurial/{version}"
+def user_agent(ui) -> str:
+    """Appended to the SDK's User-Agent, so that Key Vault's logs tie each request to the
+    tool, the repository, the working directory's parent and the hg command."""
+    return audit.user_agent(ui, _native.__version__)
 
 
-def vault(ui) -> Vault:
+def vault(ui, provider: str | None = None) -> Vault:
+    """The client of ``provider`` (default: the configured one), built once per process."""
     settings = config.vault_settings(ui)
-    if settings.url is None:
+    provider = provider or settings.provider
+    if provider == "azure" and settings.url is None:
         raise error.ConfigError(
             b"keyvault.url is not set",
             hint=b"set [keyvault] url = https://<your-vault>.vault.azure.net/",
         )
-    client = _vaults.get(settings)
+    agent = user_agent(ui) if provider == "azure" else ""
+    key = (settings, provider, agent)
+    client = _vaults.get(key)
     if client is None:
         try:
-            client = Vault(settings.url, user_agent=user_agent(), **settings.native_kwargs())
+            if provider == "azure":
+                client = Vault(settings.url, user_agent=agent, **settings.native_kwargs())
+            else:
+                client = Vault.keyring(**settings.keyring_kwargs())
         except KeyVaultError as exc:
             raise abort_for(exc, "keyvault") from None
-        _vaults[settings] = client
+        _vaults[key] = client
     return client
+
+
+def secret_name(ref: str, settings: config.VaultSettings) -> str | None:
+    try:
+        return _native.secret_name(ref, settings.name_prefix)
+    except KeyVaultError:
+        return None
 
 
 def password_for(ui, group: config.VaultGroup) -> Fetched:
@@ -86,10 +97,14 @@ def password_for(ui, group: config.VaultGroup) -> Fetched:
         return fetched
     client = vault(ui)
     start = time.monotonic()
+    name = secret_name(group.ref, settings)
     try:
         value, props = client.get(group.ref)
     except KeyVaultError as exc:
+        audit.record(ui, client, action="read", ref=group.ref, name=name, group=group.name, exc=exc)
         raise abort_for(exc, f"[auth] {group.name}") from None
+    # Before the value is used: a configured audit trail that cannot be written stops here.
+    audit.record(ui, client, action="read", ref=group.ref, name=name, group=group.name, props=props)
     ui.debug(
         b"keyvault: [auth] %s: read %s version %s in %d ms\n"
         % (

@@ -7,6 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::name::secret_name;
 use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
+pub use crate::store::{Deleted, Secret, SecretProperties, SetOptions, REF_TAG};
 use crate::transport::{self, secs, TransportFailure, OPERATION};
 use azure_core::credentials::TokenCredential;
 use azure_core::time::OffsetDateTime;
@@ -24,54 +25,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// Content type of values written by hg-keyvault: the bytes, Base64 (standard alphabet).
 pub const CONTENT_TYPE: &str = "application/octet-stream;base64";
-
-/// Tag that holds the ref a secret was stored under (so that listing can show refs).
-pub const REF_TAG: &str = "hg-keyvault-ref";
-
-/// A secret's value and properties.
-#[derive(Clone, Debug)]
-pub struct Secret {
-    /// The bytes (redacted in `Debug`).
-    pub value: SecretValue,
-    /// Everything else.
-    pub properties: SecretProperties,
-}
-
-/// What the vault says about a secret (version), never the value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecretProperties {
-    /// The ref from the `hg-keyvault-ref` tag, if any.
-    pub secret_ref: Option<String>,
-    /// Key Vault name.
-    pub name: String,
-    /// Version id.
-    pub version: Option<String>,
-    /// The secret identifier URL.
-    pub id: Option<String>,
-    /// Whether the version can be read.
-    pub enabled: bool,
-    /// Expiry (`exp`).
-    pub expires: Option<OffsetDateTime>,
-    /// Not valid before (`nbf`).
-    pub not_before: Option<OffsetDateTime>,
-    /// Creation time.
-    pub created: Option<OffsetDateTime>,
-    /// Last update time.
-    pub updated: Option<OffsetDateTime>,
-    /// Content type; [`CONTENT_TYPE`] for values written by hg-keyvault.
-    pub content_type: Option<String>,
-    /// All tags (including `hg-keyvault-ref`).
-    pub tags: BTreeMap<String, String>,
-}
-
-/// Options of [`KeyVaultStore::set`].
-#[derive(Clone, Debug, Default)]
-pub struct SetOptions {
-    /// Expiry of the new version.
-    pub expires: Option<OffsetDateTime>,
-    /// Extra tags (the ref tag is always set by the store).
-    pub tags: BTreeMap<String, String>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -236,6 +189,36 @@ impl KeyVaultStore {
                 model.tags.take(),
                 &name,
             ))
+        })
+        .await
+    }
+
+    /// Deletes the secret (all versions). Key Vault keeps it recoverable (soft delete) until
+    /// its scheduled purge date; `az keyvault secret recover` brings it back.
+    pub async fn delete(&self, secret_ref: &SecretRef) -> Result<Deleted> {
+        if secret_ref.version().is_some() {
+            return Err(
+                Error::bad_ref(format!("cannot delete only one version of {secret_ref}"))
+                    .with_hint("drop the /VERSION part; deleting removes every version"),
+            );
+        }
+        let name = self.name_for(secret_ref)?;
+        let ctx = self.context(Access::Write, secret_ref, &name);
+        self.bounded(async {
+            let rsp = self
+                .client
+                .delete_secret(&name, None)
+                .await
+                .map_err(|e| self.map_error(&e, &ctx))?;
+            let mut model = rsp.into_model().map_err(|_| not_a_secret(&ctx))?;
+            if let Some(mut echoed) = model.value.take() {
+                echoed.zeroize();
+            }
+            Ok(Deleted {
+                name: name.clone(),
+                recoverable: model.recovery_id.is_some(),
+                scheduled_purge: model.scheduled_purge_date,
+            })
         })
         .await
     }
@@ -431,7 +414,11 @@ impl KeyVaultStore {
     /// Runs `fut` under the operation's deadline (token + vault round trips + retries).
     async fn bounded<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         let op = transport::Operation::new(self.config.timeout);
-        match tokio::time::timeout(self.config.timeout, OPERATION.scope(op.clone(), fut)).await {
+        let outcome =
+            tokio::time::timeout(self.config.timeout, OPERATION.scope(op.clone(), fut)).await;
+        // For audit trails: the id Key Vault's diagnostic logs record for this access.
+        crate::store::record_request_id(op.last_request_id_to(self.config.vault_url.as_str()));
+        match outcome {
             Ok(result) => result,
             Err(_) => {
                 let url = op

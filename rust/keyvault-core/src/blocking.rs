@@ -8,12 +8,13 @@
 //! inherited ones rather than dropping them, since dropping would wait for threads that do not
 //! exist in the child and could write to sockets the parent still uses).
 
-use crate::azure::{KeyVaultStore, Secret, SecretProperties, SetOptions};
+use crate::azure::{Deleted, KeyVaultStore, Secret, SecretProperties, SetOptions};
 use crate::config::{CredentialChoice, VaultConfig};
 use crate::credential::{CredentialEnv, Identity};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
+use crate::store::{Provider, SecretStore, StoreInfo};
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug)]
@@ -139,6 +140,11 @@ impl Session {
         run!(self, set(secret_ref, value, options))
     }
 
+    /// See [`KeyVaultStore::delete`].
+    pub fn delete(&self, secret_ref: &SecretRef) -> Result<Deleted> {
+        run!(self, delete(secret_ref))
+    }
+
     /// See [`KeyVaultStore::ping`].
     pub fn ping(&self) -> Result<()> {
         run!(self, ping())
@@ -176,5 +182,48 @@ impl Session {
     /// The pid the runtime and clients were built in (for tests of the fork handling).
     pub fn built_in_pid(&self) -> Option<u32> {
         self.live.lock().ok()?.as_ref().map(|l| l.pid)
+    }
+}
+
+impl SecretStore for Session {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            provider: Provider::Azure,
+            location: self.config.vault_url.to_string(),
+            detail: None,
+        }
+    }
+
+    fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
+        Session::get(self, secret_ref, version)
+    }
+
+    fn set(
+        &self,
+        secret_ref: &SecretRef,
+        value: &SecretValue,
+        options: SetOptions,
+    ) -> Result<SecretProperties> {
+        Session::set(self, secret_ref, value, options)
+    }
+
+    fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties> {
+        Session::properties(self, secret_ref)
+    }
+
+    fn versions(&self, secret_ref: &SecretRef) -> Result<Vec<SecretProperties>> {
+        Session::versions(self, secret_ref)
+    }
+
+    fn list(&self) -> Result<Vec<SecretProperties>> {
+        Session::list(self)
+    }
+
+    fn delete(&self, secret_ref: &SecretRef) -> Result<Deleted> {
+        Session::delete(self, secret_ref)
+    }
+
+    fn ping(&self) -> Result<()> {
+        Session::ping(self)
     }
 }

@@ -131,6 +131,108 @@ pub fn best_match(
     Ok(best.map(|(index, _)| index))
 }
 
+/// Why one `[auth]` group does or does not cover a URL (for `hg vault check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The group's prefix covers the URL (the best match among several is [`best_match`]'s).
+    pub covers: bool,
+    /// One phrase: what matched, or the first thing that did not.
+    pub reason: String,
+}
+
+/// For each group, whether it covers `url` and why (or why not), judged exactly as
+/// [`best_match`] judges.
+pub fn explain(url: &str, groups: &[GroupPrefix<'_>], user: Option<&str>) -> Result<Vec<Verdict>> {
+    reject_control_chars("URL", url)?;
+    let Some(target) = Url::parse(url).ok().and_then(|u| origin_of(&u)) else {
+        return Err(Error::new(
+            ErrorKind::BadConfig,
+            format!("'{}' is not a URL", url.escape_debug()),
+        )
+        .with_hint("give a full URL, e.g. https://hg.contoso.com/repo"));
+    };
+    let user = user.or(target.user.as_deref());
+    let no = |reason: String| Verdict {
+        covers: false,
+        reason,
+    };
+    let mut out = Vec::new();
+    for group in groups {
+        reject_control_chars("[auth] prefix", group.prefix)?;
+        if let (Some(wanted), Some(configured)) = (user, group.username) {
+            if wanted != configured {
+                out.push(no(format!(
+                    "its username {configured} is not the URL's user {wanted}"
+                )));
+                continue;
+            }
+        }
+        let origins = prefix_origins(group);
+        if origins.is_empty() {
+            out.push(no(format!(
+                "its prefix '{}' is empty, a wildcard or not a URL, which never releases a vault secret",
+                group.prefix.escape_debug()
+            )));
+            continue;
+        }
+        let mut why_not = None;
+        let mut covered = None;
+        for origin in &origins {
+            let port = |p: Option<u16>| p.map_or_else(|| "none".to_owned(), |p| p.to_string());
+            let reason = if origin.scheme != target.scheme {
+                Some(format!("scheme {} is not {}", target.scheme, origin.scheme))
+            } else if origin.host != target.host {
+                Some(format!("host {} is not {}", target.host, origin.host))
+            } else if origin.port != target.port {
+                Some(format!(
+                    "port {} is not {}",
+                    port(target.port),
+                    port(origin.port)
+                ))
+            } else if origin.user.is_some() && origin.user.as_deref() != user {
+                Some(format!(
+                    "the prefix names user {} but the URL's user is {}",
+                    origin.user.as_deref().unwrap_or_default(),
+                    user.unwrap_or("none")
+                ))
+            } else if !path_covers(&origin.path, &target.path) {
+                Some(format!(
+                    "path {} is not under {} (on a segment boundary)",
+                    target.path, origin.path
+                ))
+            } else {
+                None
+            };
+            match reason {
+                None => {
+                    covered = Some(format!(
+                        "{}://{}{} covers it (scheme, host, port and path)",
+                        origin.scheme,
+                        origin.host,
+                        if origin.path.is_empty() {
+                            "/"
+                        } else {
+                            &origin.path
+                        }
+                    ));
+                    break;
+                }
+                Some(r) => {
+                    why_not.get_or_insert(r);
+                }
+            }
+        }
+        out.push(match covered {
+            Some(reason) => Verdict {
+                covers: true,
+                reason,
+            },
+            None => no(why_not.unwrap_or_default()),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +399,40 @@ mod tests {
     #[test]
     fn unparsable_urls_match_nothing() {
         assert!(!matches("https://h/", "not a url"));
+    }
+
+    #[test]
+    fn explain_says_why_each_group_does_or_does_not_match() {
+        let https = vec!["https".to_owned()];
+        let groups = [
+            group("https://hg.contoso.com/repos", &https),
+            group("https://hg.contoso.com/other", &https),
+            group("http://hg.contoso.com/", &https),
+            group("*", &https),
+            GroupPrefix {
+                prefix: "https://hg.contoso.com/",
+                schemes: &https,
+                username: Some("bob"),
+            },
+        ];
+        let v = explain("https://hg.contoso.com/repos/app", &groups, Some("alice")).unwrap();
+        assert!(v[0].covers, "{:?}", v[0]);
+        assert!(v[0].reason.contains("covers it"));
+        assert!(!v[1].covers);
+        assert!(v[1].reason.contains("not under /other"), "{}", v[1].reason);
+        assert!(
+            v[2].reason.contains("scheme https is not http"),
+            "{}",
+            v[2].reason
+        );
+        assert!(v[3].reason.contains("wildcard"));
+        assert!(v[4].reason.contains("username bob"), "{}", v[4].reason);
+        let v = explain("https://hg.contoso.com:8443/repos", &groups[..1], None).unwrap();
+        assert!(
+            v[0].reason.contains("port 8443 is not 443"),
+            "{}",
+            v[0].reason
+        );
+        assert!(explain("not a url", &groups, None).is_err());
     }
 }

@@ -10,7 +10,9 @@
 use crate::config::VaultConfig;
 use crate::error::{Error, ErrorKind, Result};
 use azure_core::http::{
-    headers::{HeaderName, RETRY_AFTER, RETRY_AFTER_MS, USER_AGENT, X_MS_RETRY_AFTER_MS},
+    headers::{
+        HeaderName, CLIENT_REQUEST_ID, RETRY_AFTER, RETRY_AFTER_MS, USER_AGENT, X_MS_RETRY_AFTER_MS,
+    },
     policies::{Policy, PolicyResult},
     AsyncRawResponse, ClientOptions, Context, HttpClient, Request, RetryOptions, StatusCode,
     Transport,
@@ -39,6 +41,8 @@ pub(crate) struct Operation {
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
     in_flight: Mutex<Option<String>>,
+    /// `(url, x-ms-client-request-id)` of every call of the operation, in order.
+    request_ids: Mutex<Vec<(String, String)>>,
 }
 
 impl Operation {
@@ -47,6 +51,7 @@ impl Operation {
             deadline: Instant::now() + timeout,
             timeout,
             in_flight: Mutex::new(None),
+            request_ids: Mutex::new(Vec::new()),
         })
     }
 
@@ -59,6 +64,24 @@ impl Operation {
         if let Ok(mut g) = self.in_flight.lock() {
             *g = Some(url);
         }
+    }
+
+    fn record_request_id(&self, url: String, id: &str) {
+        if let Ok(mut g) = self.request_ids.lock() {
+            g.push((url, id.to_owned()));
+        }
+    }
+
+    /// The request id of the last call to the secrets API of the vault at `vault` (never a
+    /// token endpoint, which may share the host in private clouds and the emulator).
+    pub(crate) fn last_request_id_to(&self, vault: &str) -> Option<String> {
+        let secrets = format!("{}/secrets", vault.trim_end_matches('/'));
+        let calls = self.request_ids.lock().ok()?;
+        calls
+            .iter()
+            .rev()
+            .find(|(url, _)| url.starts_with(&secrets))
+            .map(|(_, id)| id.clone())
     }
 
     fn remaining(&self) -> Duration {
@@ -370,6 +393,14 @@ impl Policy for CallPolicy {
             request.insert_header(USER_AGENT, ua);
         }
         let operation = OPERATION.try_with(Arc::clone).ok();
+        // The SDK's ClientRequestIdPolicy ran before us and set a fresh UUID per call; retries
+        // of this call keep it. Recorded so that an audit line can name it.
+        if let (Some(op), Some(id)) = (
+            &operation,
+            request.headers().get_optional_str(&CLIENT_REQUEST_ID),
+        ) {
+            op.record_request_id(display_url(request.url()), id);
+        }
         let mut attempt = 1;
         loop {
             let response = next[0].send(ctx, request, &next[1..]).await?;

@@ -1,8 +1,8 @@
 //! Core values to Python values: structured dicts, never text to re-parse. Times are Unix epoch
 //! seconds (float) so Python needs no date parsing.
 
-use hg_keyvault_core::azure::SecretProperties;
 use hg_keyvault_core::credential::Identity;
+use hg_keyvault_core::store::{CopyOutcome, Deleted, SecretProperties, StoreInfo};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
@@ -25,6 +25,40 @@ pub fn properties<'py>(py: Python<'py>, p: &SecretProperties) -> PyResult<Bound<
     d.set_item("updated", epoch(p.updated))?;
     d.set_item("content_type", &p.content_type)?;
     d.set_item("tags", &p.tags)?;
+    Ok(d)
+}
+
+pub fn store_info<'py>(py: Python<'py>, i: &StoreInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("provider", i.provider.as_str())?;
+    d.set_item("location", &i.location)?;
+    d.set_item("detail", &i.detail)?;
+    Ok(d)
+}
+
+pub fn deleted<'py>(
+    py: Python<'py>,
+    deleted: &Deleted,
+    request_id: Option<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", &deleted.name)?;
+    d.set_item("recoverable", deleted.recoverable)?;
+    d.set_item("scheduled_purge", epoch(deleted.scheduled_purge))?;
+    d.set_item("request_id", request_id)?;
+    Ok(d)
+}
+
+pub fn copy_outcome<'py>(
+    py: Python<'py>,
+    outcome: &CopyOutcome,
+    request_id: Option<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("copied", outcome.copied)?;
+    d.set_item("source", properties(py, &outcome.source)?)?;
+    d.set_item("target", properties(py, &outcome.target)?)?;
+    d.set_item("request_id", request_id)?;
     Ok(d)
 }
 

@@ -101,6 +101,15 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     let _ = value.setattr("kind", err.kind().as_str());
     let _ = value.setattr("message", message);
     let _ = value.setattr("hint", err.hint());
+    let _ = value.setattr("request_id", None::<String>);
+    pyerr
+}
+
+/// [`to_pyerr`] plus the `request_id` attribute: the `x-ms-client-request-id` of the vault
+/// request that failed (None when none was sent, and for the keyring).
+pub fn to_pyerr_traced(py: Python<'_>, err: Error, request_id: Option<String>) -> PyErr {
+    let pyerr = to_pyerr(py, err);
+    let _ = pyerr.value(py).setattr("request_id", request_id);
     pyerr
 }
 

@@ -49,6 +49,29 @@ fn match_auth_group(
     origin::best_match(url, &prefixes, user).map_err(|e| to_pyerr(py, e))
 }
 
+/// For each `(prefix, schemes, username)` group: `(covers, reason)` for `url`, judged as
+/// `match_auth_group` judges.
+#[pyfunction]
+#[pyo3(signature = (url, groups, user=None))]
+fn explain_auth_groups(
+    py: Python<'_>,
+    url: &str,
+    groups: Vec<(String, Vec<String>, Option<String>)>,
+    user: Option<&str>,
+) -> PyResult<Vec<(bool, String)>> {
+    let prefixes: Vec<GroupPrefix<'_>> = groups
+        .iter()
+        .map(|(prefix, schemes, username)| GroupPrefix {
+            prefix,
+            schemes,
+            username: username.as_deref(),
+        })
+        .collect();
+    origin::explain(url, &prefixes, user)
+        .map(|all| all.into_iter().map(|v| (v.covers, v.reason)).collect())
+        .map_err(|e| to_pyerr(py, e))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -57,5 +80,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
     m.add_function(wrap_pyfunction!(secret_name, m)?)?;
     m.add_function(wrap_pyfunction!(match_auth_group, m)?)?;
+    m.add_function(wrap_pyfunction!(explain_auth_groups, m)?)?;
     Ok(())
 }

@@ -1,0 +1,226 @@
+"""The audit trail: what ties each vault access to a commit and an identity.
+
+Two places record it. Every vault request carries a User-Agent suffix naming the
+tool, the repository's root name, the working directory parent's short hash and
+the hg command (Key Vault's diagnostic logs record the User-Agent, the caller's
+identity and the ``x-ms-client-request-id``). And, when ``keyvault.audit-log``
+is set, one JSON line per access is appended to that file: time, OS user,
+identity ids, repository, node, command, ref, name, version, request id and
+outcome, never a value.
+
+The command and repository are captured when Mercurial dispatches a command;
+the node is read only when a vault access actually happens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+# Set by the dispatch wrapper (one command per process, or per chg worker).
+_command: str | None = None
+_repo = None
+_described: dict | None = None
+
+_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def capture(command, repo) -> None:
+    """Remember the command being run and its repository (may be None)."""
+    global _command, _repo, _described
+    _command = command.decode("ascii", "replace") if isinstance(command, bytes) else command
+    _repo = repo
+    _described = None
+
+
+def _wrap_runcommand(orig, lui, repo, cmd, *args, **kwargs):
+    capture(cmd, repo)
+    return orig(lui, repo, cmd, *args, **kwargs)
+
+
+def install(dispatchmod) -> None:
+    from mercurial import extensions
+
+    extensions.wrapfunction(dispatchmod, "runcommand", _wrap_runcommand)
+
+
+def _token(text: str | None, limit: int = 48) -> str:
+    """Printable ASCII without separators, for a User-Agent comment."""
+    if not text:
+        return "-"
+    return _TOKEN_CHARS.sub("_", text)[:limit]
+
+
+def _find_repo(ui):
+    """The command's repository, else the one the working directory is in (hg vault runs
+    without one), else None."""
+    if _repo is not None:
+        return _repo
+    from mercurial import cmdutil, encoding, error, hg
+
+    root = cmdutil.findrepo(encoding.getcwd())
+    if root is None:
+        return None
+    try:
+        return hg.repository(ui, root)
+    except error.RepoError:
+        return None
+
+
+def describe(ui) -> dict:
+    """``repo`` (root path), ``repo_name``, ``node`` (working directory parent, hex) and
+    ``command``; computed once per command."""
+    global _described
+    if _described is not None:
+        return _described
+    from mercurial import node as nodemod
+
+    repo = None
+    try:
+        repo = _find_repo(ui)
+    except Exception:  # noqa: BLE001 - an unreadable repository must not block a credential
+        repo = None
+    root = name = node = None
+    if repo is not None:
+        root = repo.root.decode("utf-8", "surrogateescape")
+        name = os.path.basename(root.rstrip("/\\"))
+        try:
+            node = nodemod.hex(repo.unfiltered().dirstate.p1()).decode("ascii")
+        except Exception:  # noqa: BLE001 - same: report no node rather than abort
+            node = None
+    _described = {"repo": root, "repo_name": name, "node": node, "command": _command}
+    return _described
+
+
+def user_agent(ui, tool_version: str) -> str:
+    """The User-Agent suffix: tool and versions, then repository, node and command."""
+    from mercurial import util as hgutil
+
+    hg_version = hgutil.version().decode("ascii", "replace")
+    context = describe(ui)
+    node = context["node"][:12] if context["node"] else "-"
+    return (
+        f"hg-keyvault/{_token(tool_version)} mercurial/{_token(hg_version)} "
+        f"(repo={_token(context['repo_name'])}; node={node}; cmd={_token(context['command'])})"
+    )
+
+
+def os_user() -> tuple[str, int | None]:
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name, uid
+    except (ImportError, KeyError, TypeError):
+        import getpass
+
+        try:
+            return getpass.getuser(), uid
+        except Exception:  # noqa: BLE001 - no user name at all: the uid says it
+            return str(uid), uid
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
+
+
+def log_path(ui) -> str | None:
+    from mercurial import util
+
+    path = ui.config(b"keyvault", b"audit-log")
+    if not path:
+        return None
+    return util.expandpath(path).decode("utf-8", "surrogateescape")
+
+
+def append(path: str, entry: dict) -> None:
+    """Appends one JSON line. One ``write`` of the whole line on an ``O_APPEND`` descriptor,
+    under an exclusive ``flock``: concurrent hg processes never interleave lines."""
+    import json
+
+    line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # Windows: O_APPEND alone
+            pass
+        written = 0
+        while written < len(line):
+            written += os.write(fd, line[written:])
+    finally:
+        os.close(fd)
+
+
+def record(
+    ui,
+    client,
+    *,
+    action: str,
+    ref: str,
+    name: str | None = None,
+    group: str | None = None,
+    props=None,
+    exc=None,
+):
+    """Appends the audit line of one access, if ``keyvault.audit-log`` is set. Raises
+    ``error.Abort`` if it cannot: an audit trail that silently stops is worse than none."""
+    path = log_path(ui)
+    if path is None:
+        return
+    from mercurial import error
+
+    props = props or {}
+    identity = {}
+    if client is not None and client.selected_link() is not None:
+        try:
+            identity = client.identity() or {}
+        except Exception:  # noqa: BLE001 - the line is still worth writing without ids
+            identity = {}
+    user, uid = os_user()
+    context = describe(ui)
+    request_id = props.get("request_id") if props else getattr(exc, "request_id", None)
+    entry = {
+        "time": _now(),
+        "os_user": user,
+        "uid": uid,
+        "pid": os.getpid(),
+        "provider": getattr(client, "provider", None),
+        "store": getattr(client, "url", None) or _keyring_location(client),
+        "credential": identity.get("link"),
+        "tenant_id": identity.get("tenant_id"),
+        "client_id": identity.get("client_id"),
+        "object_id": identity.get("object_id"),
+        "repo": context["repo"],
+        "node": context["node"],
+        "command": context["command"],
+        "action": action,
+        "group": group,
+        "ref": ref,
+        "name": props.get("name") or name,
+        "version": props.get("version"),
+        "request_id": request_id,
+        "outcome": "ok" if exc is None else (getattr(exc, "kind", None) or "error"),
+        "error": None if exc is None else getattr(exc, "message", str(exc)),
+    }
+    try:
+        append(path, entry)
+    except OSError as err:
+        raise error.Abort(
+            b"cannot append to the audit log %s: %s"
+            % (path.encode("utf-8", "replace"), str(err.strerror).encode("utf-8", "replace")),
+            hint=b"fix the file's directory or permissions, or unset keyvault.audit-log",
+        ) from None
+
+
+def _keyring_location(client) -> str | None:
+    if client is None or getattr(client, "provider", None) != "keyring":
+        return None
+    try:
+        return client.info().get("location")
+    except Exception:  # noqa: BLE001
+        return None
