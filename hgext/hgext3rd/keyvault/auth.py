@@ -71,6 +71,9 @@ def _retry_http_basic_auth(orig, self, host, req, realm):
     if fetched is not None:
         # The server answered 401 to the vault's password: stop here with a
         # clear word instead of letting urllib try again.
+        from . import session
+
+        session.forget(fetched)
         group = fetched.group
         url = pycompat.bytesurl(req.get_full_url())
         raise error.Abort(

@@ -20,6 +20,8 @@ configitem(b"keyvault", b"cacerts", default=None)
 configitem(b"keyvault", b"verify-challenge-resource", default=True)
 configitem(b"keyvault", b"timeout", default=10.0)
 configitem(b"keyvault", b"name-prefix", default=b"hg-")
+configitem(b"keyvault", b"token-cache", default=True)
+configitem(b"keyvault", b"secret-cache", default=0.0)
 
 CREDENTIAL_CHOICES = (
     b"auto",
@@ -51,6 +53,8 @@ class VaultSettings:
     verify_challenge_resource: bool
     timeout: float
     name_prefix: str
+    token_cache: bool = True
+    secret_cache: float = 0.0
 
     def native_kwargs(self) -> dict:
         return {
@@ -59,6 +63,8 @@ class VaultSettings:
             "verify_challenge_resource": self.verify_challenge_resource,
             "timeout": self.timeout,
             "name_prefix": self.name_prefix,
+            "token_cache": self.token_cache,
+            "secret_cache": self.secret_cache,
         }
 
 
@@ -83,6 +89,13 @@ def vault_settings(ui) -> VaultSettings:
             % ui.config(b"keyvault", b"timeout"),
             hint=b"the default is 10",
         )
+    secret_cache = ui.configwith(float, b"keyvault", b"secret-cache")
+    if not secret_cache >= 0:
+        raise error.ConfigError(
+            b"keyvault.secret-cache: must be a number of seconds (0 = off), not %s"
+            % ui.config(b"keyvault", b"secret-cache"),
+            hint=b"the default is 0: values are read from the vault by every command",
+        )
     url = ui.config(b"keyvault", b"url")
     if url is not None and not url.lower().startswith(b"https://"):
         raise error.ConfigError(
@@ -99,6 +112,8 @@ def vault_settings(ui) -> VaultSettings:
         verify_challenge_resource=ui.configbool(b"keyvault", b"verify-challenge-resource"),
         timeout=timeout,
         name_prefix=_text(ui.config(b"keyvault", b"name-prefix") or b"hg-"),
+        token_cache=ui.configbool(b"keyvault", b"token-cache"),
+        secret_cache=secret_cache,
     )
 
 

@@ -6,16 +6,25 @@
 
 pub mod azure;
 pub mod blocking;
+mod cache_lock;
+pub mod challenge;
 pub mod config;
 pub mod credential;
 pub mod error;
+mod kernel_keys;
 pub mod name;
 pub mod origin;
 pub mod secret;
+mod secret_cache;
 pub mod secret_ref;
+pub mod token_cache;
+mod token_policy;
 mod transport;
 
-pub use azure::{KeyVaultStore, Secret, SecretProperties, SetOptions, CONTENT_TYPE, REF_TAG};
+pub use azure::{
+    CacheStatus, KeyVaultStore, Secret, SecretProperties, SetOptions, ValueSource, CONTENT_TYPE,
+    REF_TAG,
+};
 pub use blocking::Session;
 pub use config::{CredentialChoice, VaultConfig};
 pub use credential::{CredentialEnv, Identity};
