@@ -15,11 +15,16 @@ APT_PACKAGES := nginx apache2-utils
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo clean
+# `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session.
+BENCH_APT_PACKAGES := gnome-keyring dbus
+BENCH := .work/bench
+
+.PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo bench clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
+	@echo "make bench  - measure against mercurial_keyring, the Python SDK and az; print one table"
 
 apt: .work/apt.stamp
 .work/apt.stamp:
@@ -74,6 +79,22 @@ test: deps
 
 demo: deps build emulator
 	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) tests/demo.py
+
+# Not part of `make test` or CI: its own venvs (peers included), release builds, one table.
+bench: apt
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	test -x $(BENCH)/venv/bin/python || python3 -m venv $(BENCH)/venv
+	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	test -x $(BENCH)/az/bin/az || { python3 -m venv $(BENCH)/az && \
+	  $(BENCH)/az/bin/pip install -q --disable-pip-version-check -r bench/requirements-az.txt; }
+	$(CARGO) build -q --release -p hg-keyvault-emulator -p hg-keyvault-core --example fetch_one
+	rm -rf $(BENCH)/wheels
+	$(BENCH)/venv/bin/maturin build -q --release -o $(BENCH)/wheels
+	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps $(BENCH)/wheels/*.whl
+	HG_KEYVAULT_EMULATOR=$(abspath target/release/hg-keyvault-emulator) bench/run.sh
 
 clean:
 	rm -rf target .work $(VENV) hgext/hgext3rd/keyvault/*.so
