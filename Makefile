@@ -63,8 +63,8 @@ emulator:
 lint: venv
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check hgext tests
-	$(VENV)/bin/ruff format --check hgext tests
+	$(VENV)/bin/ruff check hgext tests bench
+	$(VENV)/bin/ruff format --check hgext tests bench
 
 rust-test: emulator
 	$(CARGO) test -q --workspace

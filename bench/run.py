@@ -122,8 +122,7 @@ class Setup:
             "AZURE_AUTHORITY_HOST": self.emu.authority_host,
         }
         common = (
-            "[ui]\nusername = Bench <bench@example.com>\n"
-            f"[web]\ncacerts = {self.bed.ca_file}\n"
+            f"[ui]\nusername = Bench <bench@example.com>\n[web]\ncacerts = {self.bed.ca_file}\n"
         )
         vault = (
             "[extensions]\nkeyvault =\n"
@@ -138,7 +137,9 @@ class Setup:
                 "plain.hgrc", common + auth + f"corp.password = {self.server.password}\n"
             ),
             "ours": self.write("ours.hgrc", common + vault + auth + f"corp.vault = {REF}\n"),
-            "keyring": self.write("keyring.hgrc", common + "[extensions]\nmercurial_keyring =\n" + auth),
+            "keyring": self.write(
+                "keyring.hgrc", common + "[extensions]\nmercurial_keyring =\n" + auth
+            ),
         }
 
     def write(self, name: str, text: str) -> Path:
@@ -180,7 +181,7 @@ def idle_rows(s: Setup, work: Path) -> list[dict]:
     for label, args in (("`hg status`", ["status"]), ("`hg log -r .`", ["log", "-r", "."])):
         t = interleaved(
             {
-                name: (lambda n=name: run([HG, *args], env=s.env(n), cwd=work))
+                name: (lambda n=name, a=args: run([HG, *a], env=s.env(n), cwd=work))
                 for name in ("none", "ours", "keyring")
             }
         )
@@ -267,7 +268,8 @@ from azure.keyvault.secrets import SecretClient
 cred = ClientSecretCredential(os.environ["AZURE_TENANT_ID"], os.environ["AZURE_CLIENT_ID"],
     os.environ["AZURE_CLIENT_SECRET"], authority=sys.argv[3], disable_instance_discovery=True,
     connection_verify=sys.argv[2])
-client = SecretClient(sys.argv[1], cred, verify_challenge_resource=False, connection_verify=sys.argv[2])
+client = SecretClient(sys.argv[1], cred, verify_challenge_resource=False,
+    connection_verify=sys.argv[2])
 print(len(client.get_secret(sys.argv[4]).value))
 """
 
@@ -277,7 +279,8 @@ def native_path() -> str:
         [
             sys.executable,
             "-c",
-            "import importlib.util; print(importlib.util.find_spec('hgext3rd.keyvault').submodule_search_locations[0])",
+            "import importlib.util as u; "
+            "print(u.find_spec('hgext3rd.keyvault').submodule_search_locations[0])",
         ],
         env=os.environ.copy(),
     )
@@ -336,9 +339,10 @@ def az_setup(s: Setup) -> tuple[Callable[[], None] | None, str]:
         check=False,
     )
     if proc.returncode != 0:
-        return None, f"`az login --service-principal` against the emulator failed: {last_line(proc)}"
+        return None, f"`az login --service-principal` at the emulator failed: {last_line(proc)}"
     name = secret_name(s)
-    args = [AZ, "keyvault", "secret", "show", "--id", f"{s.emu.vault_url}secrets/{name}", "-o", "none"]
+    secret_id = f"{s.emu.vault_url}secrets/{name}"
+    args = [AZ, "keyvault", "secret", "show", "--id", secret_id, "-o", "none"]
     proc = run(args, env=env, check=False)
     if proc.returncode != 0:
         return None, f"`az keyvault secret show` against the emulator failed: {last_line(proc)}"
@@ -582,7 +586,8 @@ def row(what: str, *, target: str, met: bool, unit: str = "", **cells) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["row", "ours", "baseline", "mercurial_keyring", "Python SDK", "az", "ratio", "target", "met"]
+    cols = ["row", "ours", "baseline", "mercurial_keyring", "Python SDK", "az"]
+    cols += ["ratio", "target", "met"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
     for r in rows:
