@@ -90,7 +90,8 @@ bench: apt
 	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 	test -x $(BENCH)/az/bin/az || { python3 -m venv $(BENCH)/az && \
 	  $(BENCH)/az/bin/pip install -q --disable-pip-version-check -r bench/requirements-az.txt; }
-	$(CARGO) build -q --release -p hg-keyvault-emulator -p hg-keyvault-core --example fetch_one
+	$(CARGO) build -q --release -p hg-keyvault-emulator
+	$(CARGO) build -q --release -p hg-keyvault-core --example fetch_one
 	rm -rf $(BENCH)/wheels
 	$(BENCH)/venv/bin/maturin build -q --release -o $(BENCH)/wheels
 	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps $(BENCH)/wheels/*.whl

@@ -8,7 +8,7 @@ mkdir -m 700 "$keyring_home/run"
 trap 'rm -rf "$keyring_home"' EXIT
 env HOME="$keyring_home" XDG_DATA_HOME="$keyring_home/share" XDG_RUNTIME_DIR="$keyring_home/run" \
   dbus-run-session -- sh -c '
-    # An empty password for the throw-away login keyring; --unlock creates it.
-    printf "" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    # A password for the throw-away login keyring (an empty one makes it prompt); --unlock creates it.
+    printf "bench-keyring" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
     exec "$0" "$1"
   ' "$here/../.work/bench/venv/bin/python" "$here/run.py"

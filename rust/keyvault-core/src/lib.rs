@@ -17,6 +17,8 @@ pub mod origin;
 pub mod secret;
 mod secret_cache;
 pub mod secret_ref;
+#[cfg(target_os = "linux")]
+mod system_roots;
 pub mod token_cache;
 mod token_policy;
 mod transport;

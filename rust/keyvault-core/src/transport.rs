@@ -96,6 +96,7 @@ pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client>
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60));
+    let mut extra = Vec::new();
     if let Some(path) = &config.extra_roots_pem {
         let pem = std::fs::read(path).map_err(|e| {
             Error::bad_config(format!("cannot read the CA bundle {}: {e}", path.display()))
@@ -115,8 +116,19 @@ pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client>
             ))
             .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks"));
         }
+        extra = certs;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // The system roots, read once (see `system_roots`), plus the extra ones.
+        let mut roots = crate::system_roots::load();
+        roots.append(&mut extra);
+        builder = builder.tls_certs_only(roots);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
         // Merge: the system roots stay trusted (rustls-platform-verifier with extra roots).
-        builder = builder.tls_certs_merge(certs);
+        builder = builder.tls_certs_merge(extra);
     }
     builder.build().map_err(|e| {
         Error::bad_config(format!(
