@@ -16,7 +16,7 @@ APT_PACKAGES := nginx apache2-utils
 export CARGO_TERM_COLOR ?= never
 
 # `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session.
-BENCH_APT_PACKAGES := gnome-keyring dbus
+BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
 BENCH := .work/bench
 
 .PHONY: help deps apt venv chg build emulator lint rust-test py-test test demo bench clean
