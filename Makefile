@@ -20,12 +20,17 @@ CROSS_TARGETS := x86_64-apple-darwin x86_64-pc-windows-msvc
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test demo fuzz clean
+# `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session.
+BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
+BENCH := .work/bench
+
+.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test demo fuzz bench clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
 	@echo "make fuzz   - run each cargo-fuzz target of the core for FUZZ_SECONDS (not in CI)"
+	@echo "make bench  - measure against mercurial_keyring, the Python SDK and az; print one table"
 
 apt: .work/apt.stamp
 .work/apt.stamp: Makefile
@@ -64,8 +69,8 @@ emulator:
 lint: venv
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check hgext tests
-	$(VENV)/bin/ruff format --check hgext tests
+	$(VENV)/bin/ruff check hgext tests bench
+	$(VENV)/bin/ruff format --check hgext tests bench
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \
@@ -114,6 +119,22 @@ fuzz:
 	  echo "$$t ($$tc, sanitizer $$san): $${runs:-?} executions in $(FUZZ_SECONDS) s, $$found findings" \
 	    | tee -a .work/reports/fuzz.txt; \
 	done
+# Not part of `make test` or CI: its own venvs (peers included), release builds, one table.
+bench: apt
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	test -x $(BENCH)/venv/bin/python || python3 -m venv $(BENCH)/venv
+	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	test -x $(BENCH)/az/bin/az || { python3 -m venv $(BENCH)/az && \
+	  $(BENCH)/az/bin/pip install -q --disable-pip-version-check -r bench/requirements-az.txt; }
+	$(CARGO) build -q --release -p hg-keyvault-emulator
+	$(CARGO) build -q --release -p hg-keyvault-core --example fetch_one
+	rm -rf $(BENCH)/wheels
+	$(BENCH)/venv/bin/maturin build -q --release -o $(BENCH)/wheels
+	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps $(BENCH)/wheels/*.whl
+	HG_KEYVAULT_EMULATOR=$(abspath target/release/hg-keyvault-emulator) bench/run.sh
 
 clean:
 	rm -rf target .work $(VENV) hgext/hgext3rd/keyvault/*.so

@@ -165,6 +165,11 @@ CLONE_CASES = {
 }
 
 
+# Each case is the first command of a CI job: no token cached by an earlier test may hide a fault
+# of the identity endpoint (the token cache itself is tested in test_request_counts.py).
+COLD_START = "[keyvault]\ntoken-cache = no\n"
+
+
 def _rejected_ref(bed) -> str:
     ref = f"secret://hg/faults/wrong-{secrets.token_hex(4)}"
     bed.provision("not-the-password", ref=ref)
@@ -175,6 +180,7 @@ def _rejected_ref(bed) -> str:
 def test_clone_fault_aborts_in_bounded_time_without_a_partial_clone(bed, tmp_path, case):
     options, faults, expected = CLONE_CASES[case]
     client = bed.client(tmp_path, timeout=TIMEOUT, **{"ref": REF, **options(bed)})
+    client.append_config(COLD_START)
     if faults:
         bed.emulator.set_faults(faults)
 
@@ -196,6 +202,7 @@ def test_token_that_expires_mid_command_is_renewed(bed, tmp_path):
         timeout=TIMEOUT,
         extra=f"[auth]\nsecond.prefix = https://other.invalid/\nsecond.vault = {REF}\n",
     )
+    client.append_config(COLD_START)
     bed.emulator.set_faults([{"target": "identity", "kind": "token-lifetime", "expires_in": 1}])
     before = sum(r["target"] == "identity" for r in bed.emulator.requests())
     result = client.hg("vault")
@@ -213,6 +220,7 @@ def test_token_that_expires_mid_command_and_cannot_be_renewed_aborts(bed, tmp_pa
         timeout=TIMEOUT,
         extra=f"[auth]\nsecond.prefix = https://other.invalid/\nsecond.vault = {REF}\n",
     )
+    client.append_config(COLD_START)
     bed.emulator.set_faults(
         [
             {"target": "identity", "kind": "token-lifetime", "expires_in": 1, "count": 1},

@@ -139,21 +139,27 @@ def test_the_gil_is_released_while_the_vault_answers(emulator, as_principal):
 def test_a_fresh_process_gets_a_secret(emulator, as_principal):
     as_principal("officer")
     vault(emulator).set("secret://native/fresh", b"fresh-value")
-    code = (
-        "from hgext3rd.keyvault import _native\n"
-        f"v = _native.Vault({emulator.vault_url!r}, cacerts={emulator.ca_file!r},"
-        " verify_challenge_resource=False)\n"
-        "value, props = v.get('secret://native/fresh')\n"
-        "assert value == b'fresh-value'\n"
-        "print(props['version'])\n"
-    )
-    env = {**os.environ, **principal_env(emulator, "officer")}
-    before = len(emulator.requests())
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
-    )
-    assert proc.returncode == 0, proc.stderr
-    new = emulator.requests()[before:]
+
+    def fresh_process(token_cache: bool) -> list[str]:
+        code = (
+            "from hgext3rd.keyvault import _native\n"
+            f"v = _native.Vault({emulator.vault_url!r}, cacerts={emulator.ca_file!r},"
+            f" verify_challenge_resource=False, token_cache={token_cache!r})\n"
+            "value, props = v.get('secret://native/fresh')\n"
+            "assert value == b'fresh-value'\n"
+            "print(props['version'])\n"
+        )
+        env = {**os.environ, **principal_env(emulator, "officer")}
+        before = len(emulator.requests())
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert b"fresh-value".decode() not in proc.stdout + proc.stderr
+        return [r["target"] for r in emulator.requests()[before:]]
+
     # Challenge probe, token, authenticated GET: no discovery round trips.
-    assert [r["target"] for r in new] == ["vault", "token", "vault"]
-    assert b"fresh-value".decode() not in proc.stdout + proc.stderr
+    assert fresh_process(token_cache=False) == ["vault", "token", "vault"]
+    assert fresh_process(token_cache=True) == ["vault", "token", "vault"]
+    # The token (and the challenge's scope) the last process cached serves the next: one GET.
+    assert fresh_process(token_cache=True) == ["vault"]

@@ -131,6 +131,20 @@ Configs::
     # id, outcome; never a value (default: none).
     audit-log = ~/.local/state/hg-keyvault/audit.jsonl
 
+    # Share access tokens between your hg processes, in the kernel's per-user
+    # keyring (memory only, never a file), each until 5 minutes before it
+    # expires, with what the vault's challenge said: a warm command sends one
+    # request to the vault. Dropped when the vault refuses it. Without kernel
+    # keyutils, tokens are kept for the process only (default: True).
+    token-cache = True
+
+    # Keep the values read from the vault this many seconds in the kernel's
+    # per-user keyring (memory only; any process of your user can read
+    # them), so that commands in a burst read each secret once. Never
+    # written anywhere else: without kernel keyutils, nothing is cached.
+    # ``hg vault`` shows what is cached (default: 0, off).
+    secret-cache = 0
+
     [auth]
     # The vault reference of the group's password (replaces GROUP.password),
     # or, for an ssh:// prefix, of its OpenSSH private key.

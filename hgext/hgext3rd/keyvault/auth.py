@@ -98,6 +98,9 @@ def _retry_http_basic_auth(orig, self, host, req, realm):
     if fetched is not None:
         # The server answered 401 to the vault's password: stop here with a
         # clear word instead of letting urllib try again.
+        from . import session
+
+        session.forget(fetched)
         group = fetched.group
         raise error.Abort(
             b"%s rejected the password from the vault for [auth] %s (%s, version %s)"

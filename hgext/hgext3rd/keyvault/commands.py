@@ -11,7 +11,7 @@ from mercurial import cmdutil, error, pycompat, registrar
 from mercurial.i18n import _
 
 from . import config
-from .output import READABLE, b, date, iso, opt, secret_state, user_tags, write_error
+from .output import READABLE, b, date, iso, opt, outcome_state, user_tags, write_error
 
 cmdtable = {}
 command = registrar.command(cmdtable)
@@ -83,15 +83,24 @@ def vault_status(ui, **opts):
     fm.data(answered=answered, elapsed_ms=elapsed_ms)
     fm.plain(b"answered:   %s in %d ms\n" % (b"yes" if answered else b"no", elapsed_ms))
     write_error(fm, failure, b"")
+    caches = client.cache_status()
+    if client.provider == "azure":
+        _write_caches(fm, caches)
 
+    if answered:
+        # Several at a time (bounded in the core): 200 groups, not 200 round trips in a row.
+        outcomes = client.check_many([g.ref for g in groups])
+    else:
+        # The store did not answer: asking again per secret would only wait again.
+        outcomes = [None] * len(groups)
     unreadable = 0
     with fm.nested(b"secrets") as sub:
-        for group in groups:
+        for group, outcome in zip(groups, outcomes):
             name = session.secret_name(group.ref, settings)
-            if answered:
-                state, props, exc = secret_state(
-                    client, group.ref, native, settings.expiry_warning_days
-                )
+            if outcome is None:
+                state, props, exc = "unknown", {}, None
+            else:
+                state, props, exc = outcome_state(outcome, native, settings.expiry_warning_days)
                 audit.record(
                     ui,
                     client,
@@ -102,9 +111,6 @@ def vault_status(ui, **opts):
                     props=props,
                     exc=exc,
                 )
-            else:
-                # The store did not answer: asking again per secret would only wait again.
-                state, props, exc = "unknown", {}, None
             if state not in READABLE:
                 unreadable += 1
             sub.startitem()
@@ -120,11 +126,55 @@ def vault_status(ui, **opts):
             )
             sub.plain(b"  version:  %s\n" % b(props.get("version") or "-"))
             sub.plain(b"  expires:  %s\n" % date(props.get("expires")))
+            if caches.get("secret_cache_ttl"):
+                left = _cached_for(client, group, native)
+                sub.data(cached_for=left)
+                sub.plain(
+                    b"  cached:   %s\n"
+                    % (b"no" if left is None else b"yes, %d s left in the secret cache" % left)
+                )
             write_error(sub, exc, b"  ")
     if not groups:
         fm.plain(_(b"no [auth] group has a vault key\n"))
     fm.end()
     return 1 if unreadable or not answered else 0
+
+
+def _write_caches(fm, caches) -> None:
+    """Whether the token came from the token cache, and whether the secret cache is on."""
+    store = caches.get("token_cache")
+    source = caches.get("token_source")
+    until = caches.get("token_fresh_until")
+    fm.data(
+        token_cache=opt(store),
+        token_source=opt(source),
+        token_fresh_until=opt(iso(until)),
+    )
+    where = {"kernel-keyring": b"kernel keyring", "process": b"this process only"}
+    if store is None:
+        line = b"off"
+    elif source == "cache":
+        line = b"%s, token from the cache (fresh until %s)" % (where[store], date(until))
+    elif source == "fetched":
+        line = b"%s, token fetched now (cached until %s)" % (where[store], date(until))
+    else:
+        line = b"%s, no token used" % where[store]
+    fm.plain(b"token cache: %s\n" % line)
+    ttl = caches.get("secret_cache_ttl")
+    unavailable = caches.get("secret_cache_unavailable")
+    fm.data(secret_cache_ttl=ttl, secret_cache_unavailable=unavailable)
+    if ttl:
+        fm.plain(b"secret cache: kernel keyring, values kept %d s\n" % ttl)
+    elif unavailable:
+        fm.plain(b"secret cache: unavailable (no kernel keyring here), values are not cached\n")
+
+
+def _cached_for(client, group, native):
+    try:
+        left = client.cached_for(group.ref)
+    except native.KeyVaultError:
+        return None
+    return None if left is None else int(left)
 
 
 def _read_value(ui) -> bytes:

@@ -50,18 +50,27 @@ def secret_state(client, ref: str, native, warning_days: float):
     """(state, properties, error) of a secret, read through the core (which drops the value
     on its side), never the value."""
     try:
-        props = client.check(ref)
-    except native.NotFoundError as exc:
-        return "missing", {}, exc
-    except native.ForbiddenError as exc:
-        return "forbidden", {}, exc
-    except native.DisabledError as exc:
-        return "disabled", {}, exc
-    except native.ExpiredError as exc:
-        return "expired", {}, exc
+        outcome = client.check(ref)
     except native.KeyVaultError as exc:
-        return "error", {}, exc
-    return state_of(props, warning_days), props, None
+        outcome = exc
+    return outcome_state(outcome, native, warning_days)
+
+
+def outcome_state(outcome, native, warning_days: float):
+    """(state, properties, error) from one result of ``Vault.check_many``: the properties of a
+    readable secret, or the exception reading it raised. Never the value."""
+    if not isinstance(outcome, Exception):
+        return state_of(outcome, warning_days), outcome, None
+    for kind, state in (
+        (native.NotFoundError, "missing"),
+        (native.ForbiddenError, "forbidden"),
+        (native.DisabledError, "disabled"),
+        (native.ExpiredError, "expired"),
+        (native.KeyVaultError, "error"),
+    ):
+        if isinstance(outcome, kind):
+            return state, {}, outcome
+    raise outcome
 
 
 def write_error(fm, exc, indent: bytes) -> None:

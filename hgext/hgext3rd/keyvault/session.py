@@ -22,6 +22,9 @@ class Fetched:
     group: config.VaultGroup
     value: str
     version: str | None
+    # "vault", or "secret-cache" when keyvault.secret-cache served it.
+    source: str = "vault"
+    settings: config.VaultSettings | None = None
 
 
 # One client per set of settings (and User-Agent, which names the command): chg
@@ -105,12 +108,14 @@ def password_for(ui, group: config.VaultGroup) -> Fetched:
         raise abort_for(exc, f"[auth] {group.name}") from None
     # Before the value is used: a configured audit trail that cannot be written stops here.
     audit.record(ui, client, action="read", ref=group.ref, name=name, group=group.name, props=props)
+    source = props.get("source") or "vault"
     ui.debug(
-        b"keyvault: [auth] %s: read %s version %s in %d ms\n"
+        b"keyvault: [auth] %s: read %s version %s %s in %d ms\n"
         % (
             _b(group.name),
             _b(props.get("name")),
             _b(props.get("version")),
+            b"from the secret cache" if source == "secret-cache" else b"from the vault",
             (time.monotonic() - start) * 1000,
         )
     )
@@ -122,9 +127,27 @@ def password_for(ui, group: config.VaultGroup) -> Fetched:
             % (_b(group.name), _b(group.ref)),
             hint=b"store the password as text with: hg vault set %s" % _b(group.ref),
         ) from None
-    fetched = Fetched(group=group, value=text, version=props.get("version"))
+    fetched = Fetched(
+        group=group,
+        value=text,
+        version=props.get("version"),
+        source=source,
+        settings=settings,
+    )
     _values[key] = fetched
     return fetched
+
+
+def forget(fetched: Fetched) -> None:
+    """The server rejected this value: drop it here and from the secret cache, so the next
+    command reads the vault again."""
+    _values.pop((fetched.settings, fetched.group.ref), None)
+    client = _vaults.get(fetched.settings)
+    if client is not None:
+        try:
+            client.forget_cached(fetched.group.ref)
+        except KeyVaultError:
+            pass
 
 
 def forget_values() -> None:

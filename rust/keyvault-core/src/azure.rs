@@ -6,8 +6,11 @@ use crate::credential::{ChainFailure, CredentialChain, CredentialEnv, Identity};
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::secret_name;
 use crate::secret::SecretValue;
+use crate::secret_cache::SecretCache;
 use crate::secret_ref::SecretRef;
 pub use crate::store::{Deleted, Secret, SecretProperties, SetOptions, REF_TAG};
+use crate::token_cache::{cache_key, CacheStore, TokenCache, TokenSource};
+use crate::token_policy::CachedTokenPolicy;
 use crate::transport::{self, secs, TransportFailure, OPERATION};
 use azure_core::credentials::TokenCredential;
 use azure_core::time::OffsetDateTime;
@@ -44,11 +47,38 @@ pub(crate) struct ErrorContext {
     pub(crate) identity: Option<Identity>,
 }
 
+/// Secrets fetched at once by [`KeyVaultStore::get_many`] (and so connections per store).
+pub const MAX_PARALLEL_REQUESTS: usize = 8;
+
+/// Where a value returned by [`KeyVaultStore::read`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSource {
+    /// Read from the vault just now.
+    Vault,
+    /// From the secret cache, which keeps it this much longer.
+    SecretCache(Duration),
+}
+
+/// What the caches of a store are and did (for `hg vault`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheStatus {
+    /// Where tokens are cached; `None` when the token cache is off.
+    pub token_store: Option<CacheStore>,
+    /// Where the token of the last request came from.
+    pub token_source: Option<TokenSource>,
+    /// The secret cache's time to live; `None` when off or unavailable.
+    pub secret_cache_ttl: Option<Duration>,
+    /// The secret cache was asked for but the kernel keyring is unavailable.
+    pub secret_cache_unavailable: bool,
+}
+
 /// An Azure Key Vault behind the official SDK, with the core's credential chain.
 pub struct KeyVaultStore {
     config: VaultConfig,
     client: SecretClient,
     chain: Arc<CredentialChain>,
+    tokens: Option<Arc<TokenCache>>,
+    secrets: Option<SecretCache>,
 }
 
 impl std::fmt::Debug for KeyVaultStore {
@@ -72,11 +102,35 @@ impl KeyVaultStore {
         let http = transport::build_http_client(config)?;
         let options = transport::client_options(&http, config);
         let chain = Arc::new(CredentialChain::new(config.credential, env, &options)?);
+        let tokens = config
+            .token_cache
+            .then(|| Arc::new(TokenCache::new(config, env, chain.clone())));
+        let secrets = config.secret_cache_ttl.and_then(|ttl| {
+            let namespace = tokens
+                .as_ref()
+                .map_or_else(|| cache_key(config, env), |t| t.key().to_owned());
+            SecretCache::open(Some(ttl), &namespace)
+        });
+        let mut vault_options = options;
+        let credential: Arc<dyn TokenCredential> = match &tokens {
+            Some(t) => {
+                // Only the vault client's pipeline: credentials never see a vault token.
+                vault_options
+                    .per_try_policies
+                    .push(Arc::new(CachedTokenPolicy::new(
+                        t.clone(),
+                        &config.vault_url,
+                        config.verify_challenge_resource,
+                    )));
+                t.clone()
+            }
+            None => chain.clone(),
+        };
         let client = SecretClient::new(
             config.vault_url.as_str(),
-            chain.clone(),
+            credential,
             Some(SecretClientOptions {
-                client_options: options,
+                client_options: vault_options,
                 verify_challenge_resource: Some(config.verify_challenge_resource),
                 ..Default::default()
             }),
@@ -93,7 +147,70 @@ impl KeyVaultStore {
             config: config.clone(),
             client,
             chain,
+            tokens,
+            secrets,
         })
+    }
+
+    /// What the caches are and where the last token came from.
+    pub fn cache_status(&self) -> CacheStatus {
+        CacheStatus {
+            token_store: self.tokens.as_ref().map(|t| t.store()),
+            token_source: self.tokens.as_ref().and_then(|t| t.last_source()),
+            secret_cache_ttl: self.secrets.as_ref().map(SecretCache::ttl),
+            secret_cache_unavailable: self.secrets.is_none()
+                && self
+                    .config
+                    .secret_cache_ttl
+                    .is_some_and(|t| t.as_secs() > 0),
+        }
+    }
+
+    /// Like [`Self::get`], but served from the secret cache when it is on and holds the value
+    /// (and filling it otherwise).
+    pub async fn read(
+        &self,
+        secret_ref: &SecretRef,
+        version: Option<&str>,
+    ) -> Result<(Secret, ValueSource)> {
+        let Some(cache) = &self.secrets else {
+            return Ok((self.get(secret_ref, version).await?, ValueSource::Vault));
+        };
+        let name = self.name_for(secret_ref)?;
+        let version = version.or(secret_ref.version());
+        if let Some(hit) = cache.get(&name, version) {
+            return Ok((hit.secret, ValueSource::SecretCache(hit.remaining)));
+        }
+        let secret = self.get(secret_ref, version).await?;
+        cache.put(&name, version, &secret);
+        Ok((secret, ValueSource::Vault))
+    }
+
+    /// How much longer the secret cache keeps the current value of `secret_ref`, if it has it.
+    pub fn cached_for(&self, secret_ref: &SecretRef) -> Option<Duration> {
+        let cache = self.secrets.as_ref()?;
+        let name = self.name_for(secret_ref).ok()?;
+        cache
+            .get(&name, secret_ref.version())
+            .map(|hit| hit.remaining)
+    }
+
+    /// Drops the secret cache's copy of `secret_ref` (after a rotation or a rejection).
+    pub fn forget_cached(&self, secret_ref: &SecretRef) {
+        if let (Some(cache), Ok(name)) = (&self.secrets, self.name_for(secret_ref)) {
+            cache.forget(&name, secret_ref.version());
+        }
+    }
+
+    /// [`Self::get`] of many secrets, at most [`MAX_PARALLEL_REQUESTS`] in flight; results in
+    /// the order of `refs`, each under its own deadline.
+    pub async fn get_many(&self, refs: &[SecretRef]) -> Vec<Result<Secret>> {
+        use futures::StreamExt;
+        futures::stream::iter(refs)
+            .map(|r| self.get(r, None))
+            .buffered(MAX_PARALLEL_REQUESTS)
+            .collect()
+            .await
     }
 
     /// The configuration this store was built with.
@@ -169,28 +286,32 @@ impl KeyVaultStore {
             tags: Some(tags),
             value: Some(encoded.to_string()),
         };
-        self.bounded(async {
-            let body = parameters
-                .try_into()
-                .map_err(|_| Error::new(ErrorKind::Service, "cannot encode the request"))?;
-            let rsp = self
-                .client
-                .set_secret(&name, body, None)
-                .await
-                .map_err(|e| self.map_error(&e, &ctx))?;
-            let mut model = rsp.into_model().map_err(|_| not_a_secret(&ctx))?;
-            if let Some(mut echoed) = model.value.take() {
-                echoed.zeroize();
-            }
-            Ok(properties_of(
-                model.id.as_deref(),
-                model.attributes.as_ref(),
-                model.content_type.clone(),
-                model.tags.take(),
-                &name,
-            ))
-        })
-        .await
+        let stored = self
+            .bounded(async {
+                let body = parameters
+                    .try_into()
+                    .map_err(|_| Error::new(ErrorKind::Service, "cannot encode the request"))?;
+                let rsp = self
+                    .client
+                    .set_secret(&name, body, None)
+                    .await
+                    .map_err(|e| self.map_error(&e, &ctx))?;
+                let mut model = rsp.into_model().map_err(|_| not_a_secret(&ctx))?;
+                if let Some(mut echoed) = model.value.take() {
+                    echoed.zeroize();
+                }
+                Ok(properties_of(
+                    model.id.as_deref(),
+                    model.attributes.as_ref(),
+                    model.content_type.clone(),
+                    model.tags.take(),
+                    &name,
+                ))
+            })
+            .await?;
+        // Readers must see the new version, not the cached old one.
+        self.forget_cached(secret_ref);
+        Ok(stored)
     }
 
     /// Deletes the secret (all versions). Key Vault keeps it recoverable (soft delete) until
@@ -320,6 +441,15 @@ impl KeyVaultStore {
     /// The identity the vault sees; gets a token first if none was obtained yet.
     pub async fn identity(&self) -> Result<Identity> {
         if let Some(identity) = self.chain.identity() {
+            return Ok(identity);
+        }
+        // A cached token names the identity too (and adopting it sets the chain's).
+        if let Some(identity) = self
+            .tokens
+            .as_ref()
+            .and_then(|t| t.fresh(None))
+            .and_then(|_| self.chain.identity())
+        {
             return Ok(identity);
         }
         let ctx = ErrorContext {

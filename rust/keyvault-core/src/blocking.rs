@@ -8,7 +8,9 @@
 //! inherited ones rather than dropping them, since dropping would wait for threads that do not
 //! exist in the child and could write to sockets the parent still uses).
 
-use crate::azure::{Deleted, KeyVaultStore, Secret, SecretProperties, SetOptions};
+use crate::azure::{
+    CacheStatus, Deleted, KeyVaultStore, Secret, SecretProperties, SetOptions, ValueSource,
+};
 use crate::config::{CredentialChoice, VaultConfig};
 use crate::credential::{CredentialEnv, Identity};
 use crate::error::{Error, ErrorKind, Result};
@@ -128,6 +130,51 @@ impl Session {
     /// See [`KeyVaultStore::get`].
     pub fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
         run!(self, get(secret_ref, version))
+    }
+
+    /// See [`KeyVaultStore::read`].
+    pub fn read(
+        &self,
+        secret_ref: &SecretRef,
+        version: Option<&str>,
+    ) -> Result<(Secret, ValueSource)> {
+        run!(self, read(secret_ref, version))
+    }
+
+    /// See [`KeyVaultStore::get_many`].
+    pub fn get_many(&self, refs: &[SecretRef]) -> Result<Vec<Result<Secret>>> {
+        Ok(run!(self, get_many(refs)))
+    }
+
+    /// See [`KeyVaultStore::cache_status`].
+    pub fn cache_status(&self) -> Result<CacheStatus> {
+        let guard = self.live()?;
+        Ok(guard
+            .as_ref()
+            .expect("live() fills the session")
+            .store
+            .cache_status())
+    }
+
+    /// See [`KeyVaultStore::cached_for`].
+    pub fn cached_for(&self, secret_ref: &SecretRef) -> Result<Option<std::time::Duration>> {
+        let guard = self.live()?;
+        Ok(guard
+            .as_ref()
+            .expect("live() fills the session")
+            .store
+            .cached_for(secret_ref))
+    }
+
+    /// See [`KeyVaultStore::forget_cached`].
+    pub fn forget_cached(&self, secret_ref: &SecretRef) -> Result<()> {
+        let guard = self.live()?;
+        guard
+            .as_ref()
+            .expect("live() fills the session")
+            .store
+            .forget_cached(secret_ref);
+        Ok(())
     }
 
     /// See [`KeyVaultStore::set`].

@@ -91,6 +91,11 @@ pub struct VaultConfig {
     pub name_prefix: NamePrefix,
     /// Appended to the SDK's User-Agent (e.g. `hg-keyvault/0.1 mercurial/7.2`).
     pub user_agent_suffix: Option<String>,
+    /// Share access tokens between this user's processes (kernel keyring, memory only), with
+    /// the scope the vault's challenge named, so that a warm process sends one request.
+    pub token_cache: bool,
+    /// Keep values read from the vault this long in the kernel keyring (off when `None`).
+    pub secret_cache_ttl: Option<Duration>,
 }
 
 impl VaultConfig {
@@ -104,6 +109,8 @@ impl VaultConfig {
             timeout: DEFAULT_TIMEOUT,
             name_prefix: NamePrefix::default(),
             user_agent_suffix: None,
+            token_cache: true,
+            secret_cache_ttl: None,
         })
     }
 
@@ -180,6 +187,8 @@ mod tests {
         assert_eq!(c.name_prefix.as_str(), "hg-");
         assert_eq!(c.user_agent_suffix, None);
         assert_eq!(c.extra_roots_pem, None);
+        assert!(c.token_cache);
+        assert_eq!(c.secret_cache_ttl, None);
         c.validate().unwrap();
         let c = VaultConfig::new("https://127.0.0.1:8443/").unwrap();
         assert_eq!(c.vault_url.as_str(), "https://127.0.0.1:8443/");

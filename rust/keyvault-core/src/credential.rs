@@ -43,6 +43,9 @@ pub const ENV_NAMES: &[&str] = &[
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",
     "PATH",
+    // Where `az` keeps its profile: the token cache key changes when `az login` changes it.
+    "AZURE_CONFIG_DIR",
+    "HOME",
 ];
 
 /// Values never shown, not even in `Debug`.
@@ -460,6 +463,14 @@ impl CredentialChain {
     pub fn selected_link(&self) -> Option<CredentialChoice> {
         let state = self.state.lock().ok()?;
         state.selected.map(|i| self.links[i].link)
+    }
+
+    /// Takes a token that `link` got earlier (the token cache) as if this chain had got it:
+    /// the identity shown by `hg vault` and named in errors is the token's.
+    pub(crate) fn adopt(&self, link: CredentialChoice, token: &AccessToken) {
+        if let Some(index) = self.links.iter().position(|l| l.link == link) {
+            self.remember(index, token);
+        }
     }
 
     fn remember(&self, index: usize, token: &AccessToken) {

@@ -9,22 +9,35 @@
 pub mod azure;
 #[cfg(feature = "azure")]
 pub mod blocking;
+#[cfg(feature = "azure")]
+mod cache_lock;
+pub mod challenge;
 pub mod config;
 #[cfg(feature = "azure")]
 pub mod credential;
 pub mod error;
+#[cfg(feature = "azure")]
+mod kernel_keys;
 pub mod keyring;
 pub mod name;
 pub mod origin;
 pub mod printable;
 pub mod secret;
+#[cfg(feature = "azure")]
+mod secret_cache;
 pub mod secret_ref;
 pub mod store;
+#[cfg(all(feature = "azure", target_os = "linux"))]
+mod system_roots;
+#[cfg(feature = "azure")]
+pub mod token_cache;
+#[cfg(feature = "azure")]
+mod token_policy;
 #[cfg(feature = "azure")]
 mod transport;
 
 #[cfg(feature = "azure")]
-pub use azure::{KeyVaultStore, CONTENT_TYPE};
+pub use azure::{CacheStatus, KeyVaultStore, ValueSource, CONTENT_TYPE};
 #[cfg(feature = "azure")]
 pub use blocking::Session;
 pub use config::{CredentialChoice, VaultConfig};

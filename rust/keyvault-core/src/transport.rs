@@ -84,7 +84,7 @@ impl Operation {
             .map(|(_, id)| id.clone())
     }
 
-    fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 }
@@ -119,6 +119,9 @@ pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client>
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60));
+    let mut extra = Vec::new();
+    #[cfg(target_os = "linux")]
+    let mut extra_der = Vec::new();
     if let Some(path) = &config.extra_roots_pem {
         let pem = std::fs::read(path).map_err(|e| {
             Error::bad_config(format!("cannot read the CA bundle {}: {e}", path.display()))
@@ -138,8 +141,23 @@ pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client>
             ))
             .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks"));
         }
+        extra = certs;
+        #[cfg(target_os = "linux")]
+        {
+            extra_der = crate::system_roots::parse_pem(&pem);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // The system roots read once, plus the extra ones, in a rustls config of our own (see
+        // `system_roots::client_config` for why not reqwest's).
+        let _ = extra;
+        builder = builder.tls_backend_preconfigured(crate::system_roots::client_config(extra_der));
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
         // Merge: the system roots stay trusted (rustls-platform-verifier with extra roots).
-        builder = builder.tls_certs_merge(certs);
+        builder = builder.tls_certs_merge(extra);
     }
     builder.build().map_err(|e| {
         Error::bad_config(format!(

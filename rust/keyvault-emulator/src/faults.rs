@@ -1,6 +1,7 @@
 //! Fault injection: the fault spec (CLI `--fault` and control API), and matching requests to it.
 
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Which part of the emulator a request went to (also the `target` of the request log).
@@ -42,6 +43,9 @@ pub enum Kind {
     Hang,
     Refuse,
     TokenLifetime,
+    /// At most `limit` matching requests per `window_ms`; the rest get 429 with the
+    /// `Retry-After` (seconds, rounded up) until the window has room, as Key Vault throttles.
+    RateLimit,
 }
 
 impl Kind {
@@ -52,6 +56,7 @@ impl Kind {
             Kind::Hang => "hang",
             Kind::Refuse => "refuse",
             Kind::TokenLifetime => "token-lifetime",
+            Kind::RateLimit => "rate-limit",
         }
     }
 }
@@ -82,6 +87,12 @@ pub struct FaultSpec {
     /// Only active for this long after it was set; absent = until cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// For `rate-limit`: requests allowed per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// For `rate-limit`: the window (default 1000 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<u64>,
 }
 
 fn all() -> Target {
@@ -101,6 +112,9 @@ impl FaultSpec {
             Kind::TokenLifetime if self.expires_in.is_none() => {
                 Err("a token-lifetime fault needs \"expires_in\" (seconds)".into())
             }
+            Kind::RateLimit if self.limit.is_none() => {
+                Err("a rate-limit fault needs \"limit\" (requests per window_ms)".into())
+            }
             _ => Ok(()),
         }
     }
@@ -115,6 +129,9 @@ struct Active {
     hits: u64,
     #[serde(skip)]
     until: Option<Instant>,
+    /// `rate-limit`: when the requests it let through in the current window arrived.
+    #[serde(skip)]
+    seen: VecDeque<Instant>,
 }
 
 impl Active {
@@ -144,6 +161,7 @@ impl Faults {
                 remaining: spec.count,
                 hits: 0,
                 until: spec.duration_ms.map(|ms| now + Duration::from_millis(ms)),
+                seen: VecDeque::new(),
                 spec,
             })
             .collect();
@@ -177,9 +195,41 @@ impl Faults {
         .is_some()
     }
 
-    /// The request-level fault (status, latency, hang, refuse) for this request, if any.
+    /// The request-level fault (status, latency, hang, refuse, rate-limit) for this request.
     pub fn take_for_request(&mut self, probe: &Probe<'_>) -> Option<FaultSpec> {
-        self.take_first(|s| s.kind != Kind::TokenLifetime && matches(s, probe))
+        let now = Instant::now();
+        for a in self.active.iter_mut() {
+            if !a.live(now) || a.spec.kind == Kind::TokenLifetime || !matches(&a.spec, probe) {
+                continue;
+            }
+            if a.spec.kind == Kind::RateLimit {
+                let window = Duration::from_millis(a.spec.window_ms.unwrap_or(1000));
+                while a
+                    .seen
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= window)
+                {
+                    a.seen.pop_front();
+                }
+                if (a.seen.len() as u64) < a.spec.limit.unwrap_or(u64::MAX) {
+                    a.seen.push_back(now);
+                    continue;
+                }
+                let oldest = a.seen.front().copied().unwrap_or(now);
+                let wait = window.saturating_sub(now.duration_since(oldest));
+                a.hits += 1;
+                let mut spec = a.spec.clone();
+                spec.status = Some(429);
+                spec.retry_after = Some(wait.as_millis().div_ceil(1000).max(1) as u64);
+                return Some(spec);
+            }
+            a.hits += 1;
+            if let Some(r) = a.remaining.as_mut() {
+                *r -= 1;
+            }
+            return Some(a.spec.clone());
+        }
+        None
     }
 
     /// The token lifetime a `token-lifetime` fault imposes on this token request, if any.
@@ -229,6 +279,30 @@ mod tests {
         assert!(f.take_for_request(&other).is_none());
         assert!(f.take_for_request(&me).is_some());
         assert!(f.take_for_request(&me).is_none());
+    }
+
+    #[test]
+    fn rate_limit_lets_limit_through_per_window_then_asks_to_wait() {
+        let mut f = Faults::default();
+        f.replace(vec![spec(
+            r#"{"target":"vault","kind":"rate-limit","limit":2,"window_ms":60000}"#,
+        )]);
+        let p = Probe {
+            target: Target::Vault,
+            path: "/secrets/x",
+            principal: None,
+        };
+        assert!(f.take_for_request(&p).is_none());
+        assert!(f.take_for_request(&p).is_none());
+        let throttled = f.take_for_request(&p).expect("third request throttled");
+        assert_eq!(throttled.status, Some(429));
+        assert!((59..=60).contains(&throttled.retry_after.unwrap()));
+        let token = Probe {
+            target: Target::Token,
+            ..p
+        };
+        assert!(f.take_for_request(&token).is_none());
+        assert!(spec(r#"{"kind":"rate-limit"}"#).validate().is_err());
     }
 
     #[test]

@@ -203,7 +203,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Refused> 
     let mut resp = None;
     if let Some(f) = &fault {
         match f.kind {
-            Kind::Status => {
+            Kind::Status | Kind::RateLimit => {
                 let status = f.status.unwrap_or(500);
                 resp = Some(fault_response(
                     &app,

@@ -563,6 +563,8 @@ pub fn fault_error(
 ) -> Resp {
     match (status, principal, route(method, path)) {
         (403, Some(p), Some(r)) => forbidden(app, p, r.action(), r.name()),
+        // What Key Vault answers to a revoked or otherwise invalid token: a fresh challenge.
+        (401, ..) => unauthorized(app, true, "The access token is invalid. (injected fault)"),
         (429, ..) => kv_error(
             429,
             "Throttled",

@@ -1,8 +1,10 @@
 //! Core values to Python values: structured dicts, never text to re-parse. Times are Unix epoch
 //! seconds (float) so Python needs no date parsing.
 
+use hg_keyvault_core::azure::{CacheStatus, ValueSource};
 use hg_keyvault_core::credential::Identity;
 use hg_keyvault_core::store::{CopyOutcome, Deleted, SecretProperties, StoreInfo};
+use hg_keyvault_core::token_cache::TokenSource;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
@@ -83,4 +85,32 @@ pub fn epoch_to_time(seconds: Option<f64>) -> PyResult<Option<OffsetDateTime>> {
 
 pub fn tags(tags: Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
     tags.unwrap_or_default()
+}
+
+/// Adds `source` (`vault` or `secret-cache`) and `cached_for` (seconds or None) to properties.
+pub fn value_source(props: &Bound<'_, PyDict>, source: ValueSource) -> PyResult<()> {
+    let (name, left) = match source {
+        ValueSource::Vault => ("vault", None),
+        ValueSource::SecretCache(left) => ("secret-cache", Some(left.as_secs_f64())),
+    };
+    props.set_item("source", name)?;
+    props.set_item("cached_for", left)
+}
+
+pub fn cache_status<'py>(py: Python<'py>, s: &CacheStatus) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("token_cache", s.token_store.map(|t| t.as_str()))?;
+    let (source, until) = match s.token_source {
+        Some(TokenSource::Cache(t)) => (Some("cache"), Some(t)),
+        Some(TokenSource::Fetched(t)) => (Some("fetched"), Some(t)),
+        None => (None, None),
+    };
+    d.set_item("token_source", source)?;
+    d.set_item("token_fresh_until", epoch(until))?;
+    d.set_item(
+        "secret_cache_ttl",
+        s.secret_cache_ttl.map(|t| t.as_secs_f64()),
+    )?;
+    d.set_item("secret_cache_unavailable", s.secret_cache_unavailable)?;
+    Ok(d)
 }

@@ -7,6 +7,7 @@
 
 use crate::convert;
 use crate::exceptions::{to_pyerr, to_pyerr_traced};
+use hg_keyvault_core::azure::{CacheStatus, ValueSource};
 use hg_keyvault_core::blocking::Session;
 use hg_keyvault_core::config::{CredentialChoice, VaultConfig};
 use hg_keyvault_core::name::NamePrefix;
@@ -65,6 +66,14 @@ fn unwrap_traced<T>(
 }
 
 impl Vault {
+    /// The Azure session, which alone has token and secret caches.
+    fn azure(&self) -> Option<&Session> {
+        match &self.backend {
+            Backend::Azure(session) => Some(session),
+            Backend::Keyring(_) => None,
+        }
+    }
+
     fn store(&self) -> &dyn SecretStore {
         match &self.backend {
             Backend::Azure(session) => session.as_ref(),
@@ -79,7 +88,8 @@ impl Vault {
     // The keyword arguments of the Python constructor, one per [keyvault] option.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (url, *, credential="auto", cacerts=None, verify_challenge_resource=true,
-                        timeout=10.0, name_prefix="hg-", user_agent=None))]
+                        timeout=10.0, name_prefix="hg-", user_agent=None, token_cache=true,
+                        secret_cache=0.0))]
     fn new(
         py: Python<'_>,
         url: &str,
@@ -89,6 +99,8 @@ impl Vault {
         timeout: f64,
         name_prefix: &str,
         user_agent: Option<String>,
+        token_cache: bool,
+        secret_cache: f64,
     ) -> PyResult<Self> {
         let err = |e| to_pyerr(py, e);
         let mut config = VaultConfig::new(url).map_err(err)?;
@@ -98,6 +110,15 @@ impl Vault {
         config.timeout = timeout_of(timeout)?;
         config.name_prefix = NamePrefix::parse(name_prefix).map_err(err)?;
         config.user_agent_suffix = user_agent;
+        config.token_cache = token_cache;
+        config.secret_cache_ttl = (secret_cache > 0.0)
+            .then(|| Duration::try_from_secs_f64(secret_cache))
+            .transpose()
+            .map_err(|_| {
+                pyo3::exceptions::PyValueError::new_err(
+                    "secret_cache must be a number of seconds (0 = off)",
+                )
+            })?;
         let session = py.detach(|| Session::new(&config)).map_err(err)?;
         Ok(Vault {
             backend: Backend::Azure(Box::new(session)),
@@ -127,7 +148,8 @@ impl Vault {
         convert::store_info(py, &info)
     }
 
-    /// `(value, properties)` of the current version, or of `version`.
+    /// `(value, properties)` of the current version, or of `version`; from the secret cache
+    /// when it is on and holds it (properties `source` and `cached_for` say so).
     #[pyo3(signature = (secret_ref, version=None))]
     fn get<'py>(
         &self,
@@ -136,11 +158,90 @@ impl Vault {
         version: Option<&str>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
         let r = parse_ref(py, secret_ref)?;
-        let (secret, id) = unwrap_traced(py, traced(py, || self.store().get(&r, version)))?;
+        let ((secret, source), id) = unwrap_traced(
+            py,
+            traced(py, || match self.azure() {
+                Some(session) => session.read(&r, version),
+                None => self
+                    .store()
+                    .get(&r, version)
+                    .map(|s| (s, ValueSource::Vault)),
+            }),
+        )?;
         let value = PyBytes::new(py, secret.value.expose());
         let props = convert::properties(py, &secret.properties)?;
         props.set_item("request_id", id)?;
+        convert::value_source(&props, source)?;
         Ok((value, props))
+    }
+
+    /// `check` of many refs, several at a time (bounded): per ref, its properties or the
+    /// exception that reading it raised, in the order given.
+    fn check_many<'py>(
+        &self,
+        py: Python<'py>,
+        secret_refs: Vec<String>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let parsed: Vec<Result<SecretRef>> =
+            secret_refs.iter().map(|t| SecretRef::parse(t)).collect();
+        let valid: Vec<SecretRef> = parsed.iter().filter_map(|r| r.clone().ok()).collect();
+        let mut fetched = py
+            .detach(|| match self.azure() {
+                Some(session) => session.get_many(&valid),
+                None => Ok(valid.iter().map(|r| self.store().get(r, None)).collect()),
+            })
+            .map_err(|e| to_pyerr(py, e))?
+            .into_iter();
+        let items = parsed
+            .into_iter()
+            .map(|p| {
+                let outcome = match p {
+                    Ok(_) => fetched.next().expect("one result per valid ref"),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(secret) => Ok(convert::properties(py, &secret.properties)?.into_any()),
+                    Err(e) => Ok(to_pyerr(py, e).into_value(py).into_bound(py).into_any()),
+                }
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    /// The caches: `token_cache` (`kernel-keyring`, `process` or None when off),
+    /// `token_source` (`cache`, `fetched` or None), `token_fresh_until` (epoch),
+    /// `secret_cache_ttl` (seconds or None), `secret_cache_unavailable`.
+    fn cache_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let status = match self.azure() {
+            Some(session) => session.cache_status().map_err(|e| to_pyerr(py, e))?,
+            // The keyring holds the secrets themselves: no token, nothing cached.
+            None => CacheStatus {
+                token_store: None,
+                token_source: None,
+                secret_cache_ttl: None,
+                secret_cache_unavailable: false,
+            },
+        };
+        convert::cache_status(py, &status)
+    }
+
+    /// Seconds the secret cache keeps the current value of `secret_ref`, or None.
+    fn cached_for(&self, py: Python<'_>, secret_ref: &str) -> PyResult<Option<f64>> {
+        let r = parse_ref(py, secret_ref)?;
+        let Some(session) = self.azure() else {
+            return Ok(None);
+        };
+        let left = session.cached_for(&r).map_err(|e| to_pyerr(py, e))?;
+        Ok(left.map(|d| d.as_secs_f64()))
+    }
+
+    /// Drops the secret cache's copy of `secret_ref` (the server rejected it, or it rotated).
+    fn forget_cached(&self, py: Python<'_>, secret_ref: &str) -> PyResult<()> {
+        let r = parse_ref(py, secret_ref)?;
+        match self.azure() {
+            Some(session) => session.forget_cached(&r).map_err(|e| to_pyerr(py, e)),
+            None => Ok(()),
+        }
     }
 
     /// Reads the current value (proving it is readable) and returns only its properties: the

@@ -1,0 +1,502 @@
+//! The token cache: one access token per identity and vault, shared by the processes of one
+//! user through kernel keyutils (memory only, see [`crate::kernel_keys`]), kept with the scope
+//! the vault's challenge named, so that a warm `hg` process sends one request to the vault:
+//! no challenge probe, no token request.
+//!
+//! - The key is a hash of everything that decides which token the chain would get: the vault's
+//!   origin, the credential choice, the authority host, and per planned link its ids plus a
+//!   digest of its credential material (client secret, identity header, federated token file
+//!   path, the Azure CLI profile). Another identity or vault never sees this entry.
+//! - An entry is fresh until its expiry minus a margin (5 minutes, or half the lifetime for
+//!   short-lived tokens); the kernel key's timeout is that same instant.
+//! - A 401 to a cached token drops the entry (if it still holds that token), so the next fetch
+//!   gets a new one.
+//! - Fetches are serialised per key: in the process by an async mutex, across processes by
+//!   [`crate::cache_lock`]; whoever gets the lock first looks at the cache again.
+//!
+//! With the kernel store unavailable, the cache still works within the process.
+
+use crate::cache_lock::{FileLock, LockDir};
+use crate::config::{CredentialChoice, VaultConfig};
+use crate::credential::{self, CredentialChain, CredentialEnv, LinkPlan};
+use crate::kernel_keys::KernelKeys;
+use async_trait::async_trait;
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::time::{Duration as TimeDelta, OffsetDateTime};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Longest margin between the end of a token's use here and its expiry.
+const MAX_MARGIN: TimeDelta = TimeDelta::minutes(5);
+
+/// How long a process waits for another one's fetch before fetching itself.
+const MAX_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the scope a vault's challenge named is remembered (it is not secret; a vault
+/// changes it only when it moves to another cloud, and a 401 then sends us back to the probe).
+const CHALLENGE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Where cached tokens live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStore {
+    /// The user's kernel keyring (shared by this user's processes, memory only).
+    KernelKeyring,
+    /// This process only (the kernel keyring is unavailable).
+    Process,
+}
+
+impl CacheStore {
+    /// `kernel-keyring` or `process`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStore::KernelKeyring => "kernel-keyring",
+            CacheStore::Process => "process",
+        }
+    }
+}
+
+/// Where the token of the last vault request came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// From the cache; fresh until then.
+    Cache(OffsetDateTime),
+    /// Fetched through the credential chain and cached until then.
+    Fetched(OffsetDateTime),
+}
+
+/// A cached token with the scope it was issued for and the link that got it.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
+    pub(crate) scope: String,
+    pub(crate) token: AccessToken,
+    pub(crate) link: CredentialChoice,
+    pub(crate) fresh_until: OffsetDateTime,
+}
+
+impl CachedToken {
+    fn is_fresh(&self, now: OffsetDateTime) -> bool {
+        now < self.fresh_until
+    }
+
+    fn same_token(&self, other: &CachedToken) -> bool {
+        self.token.token.secret() == other.token.token.secret()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    v: u8,
+    scope: String,
+    token: String,
+    expires_on: i64,
+    fresh_until: i64,
+    link: String,
+}
+
+/// The shared token cache of one store; also the `TokenCredential` its vault client uses.
+pub struct TokenCache {
+    chain: Arc<CredentialChain>,
+    key: String,
+    kernel: Option<KernelKeys>,
+    locks: Option<LockDir>,
+    memory: Mutex<Option<CachedToken>>,
+    fetching: futures::lock::Mutex<()>,
+    last: Mutex<Option<TokenSource>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("key", &self.key)
+            .field("store", &self.store())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Held while fetching: the in-process mutex and, when available, the cross-process lock.
+pub(crate) struct FetchGuard<'a> {
+    _local: futures::lock::MutexGuard<'a, ()>,
+    _file: Option<FileLock>,
+}
+
+impl TokenCache {
+    pub(crate) fn new(
+        config: &VaultConfig,
+        env: &CredentialEnv,
+        chain: Arc<CredentialChain>,
+    ) -> Self {
+        let kernel = KernelKeys::open();
+        Self {
+            chain,
+            key: cache_key(config, env),
+            locks: kernel.as_ref().and_then(|_| LockDir::open()),
+            kernel,
+            memory: Mutex::new(None),
+            fetching: futures::lock::Mutex::new(()),
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Where this cache keeps tokens.
+    pub fn store(&self) -> CacheStore {
+        if self.kernel.is_some() {
+            CacheStore::KernelKeyring
+        } else {
+            CacheStore::Process
+        }
+    }
+
+    /// Where the token of the last request came from, if a token was used.
+    pub fn last_source(&self) -> Option<TokenSource> {
+        self.last.lock().ok().and_then(|l| *l)
+    }
+
+    /// The hash naming this identity and vault (also namespaces the secret cache).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn description(&self) -> String {
+        format!("hg-keyvault:token:{}", self.key)
+    }
+
+    fn challenge_description(&self) -> String {
+        format!("hg-keyvault:challenge:{}", self.key)
+    }
+
+    fn note(&self, source: TokenSource) {
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(source);
+        }
+    }
+
+    /// A fresh token (for `scope`, if given) from memory or the kernel keyring.
+    pub(crate) fn fresh(&self, scope: Option<&str>) -> Option<CachedToken> {
+        let now = OffsetDateTime::now_utc();
+        let fits = |t: &CachedToken| t.is_fresh(now) && scope.is_none_or(|s| s == t.scope);
+        let in_memory = self.memory.lock().ok().and_then(|m| m.clone());
+        let found = match in_memory.filter(fits) {
+            Some(t) => t,
+            None => {
+                let t = self.read_kernel().filter(fits)?;
+                if let Ok(mut m) = self.memory.lock() {
+                    *m = Some(t.clone());
+                }
+                t
+            }
+        };
+        self.chain.adopt(found.link, &found.token);
+        self.note(TokenSource::Cache(found.fresh_until));
+        Some(found)
+    }
+
+    /// The scope the vault's challenge named last time, if anything remembers it.
+    pub(crate) fn known_scope(&self) -> Option<String> {
+        let in_memory = self.memory.lock().ok().and_then(|m| m.clone());
+        in_memory
+            .or_else(|| self.read_kernel())
+            .map(|t| t.scope)
+            .or_else(|| {
+                let raw = self.kernel.as_ref()?.read(&self.challenge_description())?;
+                String::from_utf8(raw.to_vec()).ok()
+            })
+    }
+
+    /// Waits for the right to fetch (bounded); look at [`Self::fresh`] again once it is held.
+    pub(crate) async fn guard(&self) -> FetchGuard<'_> {
+        let local = self.fetching.lock().await;
+        let file = match &self.locks {
+            Some(dir) => dir.lock(&self.key, lock_wait()).await,
+            None => None,
+        };
+        FetchGuard {
+            _local: local,
+            _file: file,
+        }
+    }
+
+    /// Gets a token for `scope` through the chain and caches it. Call with the guard held.
+    pub(crate) async fn fetch(
+        &self,
+        scope: &str,
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<CachedToken> {
+        let token = self.chain.get_token(&[scope], options).await?;
+        let link = self.chain.selected_link().unwrap_or(CredentialChoice::Auto);
+        let now = OffsetDateTime::now_utc();
+        let entry = CachedToken {
+            scope: scope.to_owned(),
+            fresh_until: fresh_until(now, token.expires_on),
+            token,
+            link,
+        };
+        if let Ok(mut m) = self.memory.lock() {
+            *m = Some(entry.clone());
+        }
+        self.write_kernel(&entry, now);
+        self.note(TokenSource::Fetched(entry.fresh_until));
+        Ok(entry)
+    }
+
+    /// A fresh token for `scope`: cached, or fetched by this process or another one.
+    pub(crate) async fn token_for(
+        &self,
+        scope: &str,
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<CachedToken> {
+        if let Some(t) = self.fresh(Some(scope)) {
+            return Ok(t);
+        }
+        let _guard = self.guard().await;
+        if let Some(t) = self.fresh(Some(scope)) {
+            return Ok(t);
+        }
+        self.fetch(scope, options).await
+    }
+
+    /// The vault refused `bad` (401): forget it, here and in the kernel keyring, unless another
+    /// process has already replaced it.
+    pub(crate) fn invalidate(&self, bad: &CachedToken) {
+        if let Ok(mut m) = self.memory.lock() {
+            if m.as_ref().is_some_and(|t| t.same_token(bad)) {
+                // Keep what the challenge said; only the token is bad.
+                if let Some(t) = m.as_mut() {
+                    t.fresh_until = OffsetDateTime::UNIX_EPOCH;
+                }
+            }
+        }
+        if let Some(kernel) = &self.kernel {
+            if self.read_kernel().is_some_and(|t| t.same_token(bad)) {
+                kernel.remove(&self.description());
+            }
+        }
+    }
+
+    fn read_kernel(&self) -> Option<CachedToken> {
+        let raw = self.kernel.as_ref()?.read(&self.description())?;
+        let p: Payload = serde_json::from_slice(&raw).ok()?;
+        let mut p = Zeroizing::new(p);
+        if p.v != 1 {
+            return None;
+        }
+        let expires = OffsetDateTime::from_unix_timestamp(p.expires_on).ok()?;
+        Some(CachedToken {
+            scope: std::mem::take(&mut p.scope),
+            token: AccessToken::new(Secret::new(std::mem::take(&mut p.token)), expires),
+            link: p.link.parse().ok()?,
+            fresh_until: OffsetDateTime::from_unix_timestamp(p.fresh_until).ok()?,
+        })
+    }
+
+    fn write_kernel(&self, entry: &CachedToken, now: OffsetDateTime) {
+        let Some(kernel) = &self.kernel else {
+            return;
+        };
+        kernel.write(
+            &self.challenge_description(),
+            entry.scope.as_bytes(),
+            CHALLENGE_TTL,
+        );
+        let Ok(ttl) = Duration::try_from(entry.fresh_until - now) else {
+            return;
+        };
+        let payload = Zeroizing::new(Payload {
+            v: 1,
+            scope: entry.scope.clone(),
+            token: entry.token.token.secret().to_owned(),
+            expires_on: entry.token.expires_on.unix_timestamp(),
+            fresh_until: entry.fresh_until.unix_timestamp(),
+            link: entry.link.as_str().to_owned(),
+        });
+        if let Ok(bytes) = serde_json::to_vec(&*payload) {
+            let bytes = Zeroizing::new(bytes);
+            kernel.write(&self.description(), &bytes, ttl);
+        }
+    }
+}
+
+impl zeroize::Zeroize for Payload {
+    fn zeroize(&mut self) {
+        self.token.zeroize();
+    }
+}
+
+#[async_trait]
+impl TokenCredential for TokenCache {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        match scopes {
+            [scope] => Ok(self.token_for(scope, options).await?.token),
+            _ => self.chain.get_token(scopes, options).await,
+        }
+    }
+}
+
+fn lock_wait() -> Duration {
+    crate::transport::OPERATION
+        .try_with(|op| op.remaining() / 2)
+        .unwrap_or(MAX_LOCK_WAIT)
+        .min(MAX_LOCK_WAIT)
+}
+
+/// Expiry minus the margin: 5 minutes, or half the remaining life of a short-lived token.
+pub(crate) fn fresh_until(now: OffsetDateTime, expires_on: OffsetDateTime) -> OffsetDateTime {
+    let life = expires_on - now;
+    if life <= TimeDelta::ZERO {
+        return now;
+    }
+    let half: TimeDelta = life / 2;
+    expires_on - half.min(MAX_MARGIN)
+}
+
+/// The cache key: a hash of what decides which token the chain would get for this vault.
+pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
+    let mut h = Sha256::new();
+    let mut line = |k: &str, v: &str| {
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    };
+    let digest = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+    let url = &config.vault_url;
+    line("hg-keyvault token cache", "1");
+    line(
+        "vault",
+        &format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            url.port_or_known_default().unwrap_or(443)
+        ),
+    );
+    line("choice", config.credential.as_str());
+    line(
+        "authority",
+        &credential::authority_host(env).unwrap_or_default(),
+    );
+    for planned in credential::plan(config.credential, env) {
+        line("link", planned.link.as_str());
+        match planned.plan {
+            LinkPlan::ClientSecret {
+                tenant_id,
+                client_id,
+            } => {
+                line("tenant", &tenant_id);
+                line("client", &client_id);
+                line(
+                    "secret",
+                    &digest(
+                        env.get("AZURE_CLIENT_SECRET")
+                            .unwrap_or_default()
+                            .as_bytes(),
+                    ),
+                );
+            }
+            LinkPlan::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => {
+                line("tenant", &tenant_id);
+                line("client", &client_id);
+                line("token-file", &token_file.display().to_string());
+            }
+            LinkPlan::ManagedIdentityEndpoint {
+                endpoint,
+                client_id,
+            } => {
+                line("endpoint", &endpoint);
+                line("client", client_id.as_deref().unwrap_or_default());
+                line(
+                    "header",
+                    &digest(env.get("IDENTITY_HEADER").unwrap_or_default().as_bytes()),
+                );
+            }
+            LinkPlan::ManagedIdentityImds { client_id } => {
+                line("client", client_id.as_deref().unwrap_or_default());
+            }
+            LinkPlan::AzureCli { az } => {
+                line("az", &az.display().to_string());
+                // `az login` / `az account set` rewrite the profile: a new user, a new key.
+                let profile = std::fs::read(azure_profile_path(env)).unwrap_or_default();
+                line("profile", &digest(&profile));
+            }
+            LinkPlan::Skip(_) => line("plan", "skip"),
+            LinkPlan::Unsupported(_) => line("plan", "unsupported"),
+        }
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+fn azure_profile_path(env: &CredentialEnv) -> std::path::PathBuf {
+    let dir = match env.get("AZURE_CONFIG_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::PathBuf::from(env.get("HOME").unwrap_or("/nonexistent")).join(".azure"),
+    };
+    dir.join("azureProfile.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> VaultConfig {
+        VaultConfig::new("https://contoso.vault.azure.net/").unwrap()
+    }
+
+    fn sp(secret: &str) -> CredentialEnv {
+        CredentialEnv::from_pairs([
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_CLIENT_SECRET", secret),
+        ])
+    }
+
+    #[test]
+    fn key_changes_with_vault_identity_and_credential_material() {
+        let base = cache_key(&config(), &sp("s1"));
+        assert_eq!(base, cache_key(&config(), &sp("s1")));
+        assert_eq!(base.len(), 32);
+        assert_ne!(base, cache_key(&config(), &sp("s2")));
+        let other_vault = VaultConfig::new("https://fabrikam.vault.azure.net/").unwrap();
+        assert_ne!(base, cache_key(&other_vault, &sp("s1")));
+        let mut pinned = config();
+        pinned.credential = CredentialChoice::Environment;
+        assert_ne!(base, cache_key(&pinned, &sp("s1")));
+        let mut env = sp("s1");
+        env.set("AZURE_AUTHORITY_HOST", "https://login.example");
+        assert_ne!(base, cache_key(&config(), &env));
+        let mi = |header: &str| {
+            CredentialEnv::from_pairs([
+                ("IDENTITY_ENDPOINT", "https://127.0.0.1:1/msi/token"),
+                ("IDENTITY_HEADER", header),
+            ])
+        };
+        assert_ne!(
+            cache_key(&config(), &mi("h1")),
+            cache_key(&config(), &mi("h2"))
+        );
+        // The key never carries the material itself.
+        assert!(!base.contains("s1"));
+    }
+
+    #[test]
+    fn fresh_until_keeps_a_margin() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            fresh_until(now, now + TimeDelta::hours(1)),
+            now + TimeDelta::minutes(55)
+        );
+        assert_eq!(
+            fresh_until(now, now + TimeDelta::seconds(10)),
+            now + TimeDelta::seconds(5)
+        );
+        assert_eq!(fresh_until(now, now - TimeDelta::seconds(1)), now);
+    }
+}
