@@ -177,6 +177,42 @@ def start_bed(
     return Bed(root=root, ca_file=ca_cert, emulator=emulator, server=server)
 
 
+def officer_vault(bed: Bed, monkeypatch):
+    """The native core as the officer principal (environment link), set up through monkeypatch."""
+    from hgext3rd.keyvault import _native
+
+    for key, value in bed.identity_env("officer").items():
+        monkeypatch.setenv(key, value)
+    return _native.Vault(
+        bed.emulator.vault_url,
+        credential="environment",
+        cacerts=str(bed.ca_file),
+        verify_challenge_resource=False,
+    )
+
+
+def sdk_client(bed: Bed):
+    """The official Python SDK as the officer: for what the extension never does (disable...)."""
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+
+    officer = bed.emulator.principal("officer")
+    credential = ClientSecretCredential(
+        bed.emulator.tenant_id,
+        officer["client_id"],
+        officer["client_secret"],
+        authority=bed.emulator.authority_host,
+        disable_instance_discovery=True,
+        connection_verify=str(bed.ca_file),
+    )
+    return SecretClient(
+        bed.emulator.vault_url,
+        credential,
+        verify_challenge_resource=False,
+        connection_verify=str(bed.ca_file),
+    )
+
+
 def files_containing(roots: list[Path], needle: bytes) -> tuple[list[Path], int]:
     """Files under ``roots`` whose bytes contain ``needle``, and how many files were searched."""
     hits, searched = [], 0

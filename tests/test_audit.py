@@ -12,25 +12,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bed import REF, Bed, start_bed
+from bed import REF
 from hgext3rd.keyvault import _native, audit
 from hgserver import HG
 
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory) -> Bed:
-    bed = start_bed(tmp_path_factory.mktemp("auditbed"))
-    try:
-        yield bed
-    finally:
-        bed.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_faults(bed):
-    bed.emulator.clear_faults()
-    yield
-    bed.emulator.clear_faults()
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 
 def lines(path: Path) -> list[dict]:

@@ -14,7 +14,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from bed import REF, Bed, start_bed
+from bed import REF, Bed, sdk_client, start_bed
+
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 TIMEOUT = 3.0
 # hg's start-up, the clone's first round trip and process exit, on a loaded 2-core box.
@@ -43,38 +45,10 @@ def bed(tmp_path_factory) -> Bed:
         REPORT.write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture(autouse=True)
-def _no_faults(bed):
-    bed.emulator.clear_faults()
-    yield
-    bed.emulator.clear_faults()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _sdk_client(bed):
-    from azure.identity import ClientSecretCredential
-    from azure.keyvault.secrets import SecretClient
-
-    officer = bed.emulator.principal("officer")
-    credential = ClientSecretCredential(
-        bed.emulator.tenant_id,
-        officer["client_id"],
-        officer["client_secret"],
-        authority=bed.emulator.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(bed.ca_file),
-    )
-    return SecretClient(
-        bed.emulator.vault_url,
-        credential,
-        verify_challenge_resource=False,
-        connection_verify=str(bed.ca_file),
-    )
 
 
 def _ref_with(bed, change) -> str:
@@ -82,7 +56,7 @@ def _ref_with(bed, change) -> str:
 
     ref = f"secret://hg/faults/{secrets.token_hex(4)}"
     bed.provision(ref=ref)
-    _sdk_client(bed).update_secret_properties(secret_name(ref), **change)
+    sdk_client(bed).update_secret_properties(secret_name(ref), **change)
     return ref
 
 

@@ -11,23 +11,9 @@ import secrets
 from pathlib import Path
 
 import pytest
-from bed import Bed, files_containing, start_bed
+from bed import files_containing
 
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory) -> Bed:
-    bed = start_bed(tmp_path_factory.mktemp("bed"))
-    try:
-        yield bed
-    finally:
-        bed.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_faults(bed):
-    bed.emulator.clear_faults()
-    yield
-    bed.emulator.clear_faults()
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 
 def unique_ref(name: str) -> str:

@@ -9,26 +9,7 @@ import secrets
 import time
 
 import pytest
-from bed import Bed, files_containing, start_bed
-from keyringd import SecretService, start_secret_service
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory) -> Bed:
-    bed = start_bed(tmp_path_factory.mktemp("keyringbed"))
-    try:
-        yield bed
-    finally:
-        bed.stop()
-
-
-@pytest.fixture(scope="module")
-def secret_service(tmp_path_factory) -> SecretService:
-    service = start_secret_service(tmp_path_factory.mktemp("secretservice"))
-    try:
-        yield service
-    finally:
-        service.stop()
+from bed import files_containing
 
 
 def keyring_client(bed, root, *, keyring: str, secret_service=None, ref=None, extra=""):

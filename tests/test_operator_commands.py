@@ -11,41 +11,10 @@ import secrets
 import select
 import time
 
-import pytest
-from bed import REF, Bed, files_containing, start_bed
+from bed import REF, files_containing, officer_vault
 from hgext3rd.keyvault import _native
 from hgserver import HG
-from keyringd import SecretService, start_secret_service
 from mercurial.utils import urlutil
-
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory) -> Bed:
-    bed = start_bed(tmp_path_factory.mktemp("opsbed"))
-    try:
-        yield bed
-    finally:
-        bed.stop()
-
-
-@pytest.fixture(scope="module")
-def secret_service(tmp_path_factory) -> SecretService:
-    service = start_secret_service(tmp_path_factory.mktemp("opsss"))
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-def officer(bed: Bed, monkeypatch) -> _native.Vault:
-    for key, value in bed.identity_env("officer").items():
-        monkeypatch.setenv(key, value)
-    return _native.Vault(
-        bed.emulator.vault_url,
-        credential="environment",
-        cacerts=str(bed.ca_file),
-        verify_challenge_resource=False,
-    )
 
 
 def unique(name: str) -> str:
@@ -72,7 +41,7 @@ def test_set_expires_and_tags_then_list_counts_versions(bed, tmp_path, monkeypat
     [stored] = json.loads(second.stdout)
     assert stored["expires"] == "2099-12-31T00:00:00Z"
     assert stored["tags"] == {"team": "ci"}
-    value, props = officer(bed, monkeypatch).get(ref)
+    value, props = officer_vault(bed, monkeypatch).get(ref)
     assert value == b"second"  # readers get the current version
     assert props["version"] == stored["version"]
 
@@ -211,7 +180,7 @@ def test_migrate_keyring_to_azure_and_back(bed, secret_service, tmp_path, monkey
     assert first.returncode == 0, first.output
     [report] = json.loads(first.stdout)
     assert (report["copied"], report["unchanged"], report["failed"]) == (3, 0, 0)
-    vault = officer(bed, monkeypatch).__class__(
+    vault = officer_vault(bed, monkeypatch).__class__(
         bed.emulator.vault_url,
         credential="environment",
         cacerts=str(bed.ca_file),

@@ -6,55 +6,10 @@ import json
 import time
 
 import pytest
-from azure.identity import ClientSecretCredential
-from azure.keyvault.secrets import SecretClient
-from bed import REF, Bed, start_bed
+from bed import REF, officer_vault, sdk_client
 from hgext3rd.keyvault import _native
 
-
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory) -> Bed:
-    bed = start_bed(tmp_path_factory.mktemp("vaultcmd"))
-    try:
-        yield bed
-    finally:
-        bed.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_faults(bed):
-    bed.emulator.clear_faults()
-    yield
-    bed.emulator.clear_faults()
-
-
-def officer_vault(bed: Bed, monkeypatch) -> _native.Vault:
-    for key, value in bed.identity_env("officer").items():
-        monkeypatch.setenv(key, value)
-    return _native.Vault(
-        bed.emulator.vault_url,
-        credential="environment",
-        cacerts=str(bed.ca_file),
-        verify_challenge_resource=False,
-    )
-
-
-def sdk_client(bed: Bed) -> SecretClient:
-    officer = bed.emulator.principal("officer")
-    credential = ClientSecretCredential(
-        bed.emulator.tenant_id,
-        officer["client_id"],
-        officer["client_secret"],
-        authority=bed.emulator.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(bed.ca_file),
-    )
-    return SecretClient(
-        bed.emulator.vault_url,
-        credential,
-        verify_challenge_resource=False,
-        connection_verify=str(bed.ca_file),
-    )
+pytestmark = pytest.mark.usefixtures("clean_faults")
 
 
 def groups_config(groups: dict[str, str]) -> str:
