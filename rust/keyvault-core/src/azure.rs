@@ -344,17 +344,22 @@ impl KeyVaultStore {
         .await
     }
 
-    /// One authenticated round trip that touches no value (the first list page, one item): proves
-    /// that the vault answers and lets this identity read it. `hg vault` times it.
-    pub async fn ping(&self) -> Result<()> {
-        let ctx = ErrorContext {
+    /// What errors of `ping` and `list` talk about: reading the vault's list of secrets.
+    fn list_context(&self) -> ErrorContext {
+        ErrorContext {
             access: Access::Read,
             vault: self.config.vault_url.to_string(),
             subject: "the list of secrets".to_owned(),
             secret_ref: None,
             version: None,
             identity: None,
-        };
+        }
+    }
+
+    /// One authenticated round trip that touches no value (the first list page, one item): proves
+    /// that the vault answers and lets this identity read it. `hg vault` times it.
+    pub async fn ping(&self) -> Result<()> {
+        let ctx = self.list_context();
         self.bounded(async {
             let options = SecretClientListSecretPropertiesOptions {
                 maxresults: Some(1),
@@ -375,14 +380,7 @@ impl KeyVaultStore {
 
     /// Every secret of the vault (all pages), with refs read from the tag.
     pub async fn list(&self) -> Result<Vec<SecretProperties>> {
-        let ctx = ErrorContext {
-            access: Access::Read,
-            vault: self.config.vault_url.to_string(),
-            subject: "the list of secrets".to_owned(),
-            secret_ref: None,
-            version: None,
-            identity: None,
-        };
+        let ctx = self.list_context();
         self.bounded(async {
             let mut pager = self
                 .client

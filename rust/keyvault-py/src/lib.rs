@@ -30,22 +30,18 @@ fn secret_name(py: Python<'_>, secret_ref: &str, prefix: &str) -> PyResult<Strin
 
 /// The index of the `(prefix, schemes, username)` group that covers `url` most specifically, or
 /// None. Matching is on scheme, host, port and path segments; wildcards never match.
+/// An `[auth]` group as Python passes it: `(prefix, schemes, username)`.
+type AuthGroupTuple = (String, Vec<String>, Option<String>);
+
 #[pyfunction]
 #[pyo3(signature = (url, groups, user=None))]
 fn match_auth_group(
     py: Python<'_>,
     url: &str,
-    groups: Vec<(String, Vec<String>, Option<String>)>,
+    groups: Vec<AuthGroupTuple>,
     user: Option<&str>,
 ) -> PyResult<Option<usize>> {
-    let prefixes: Vec<GroupPrefix<'_>> = groups
-        .iter()
-        .map(|(prefix, schemes, username)| GroupPrefix {
-            prefix,
-            schemes,
-            username: username.as_deref(),
-        })
-        .collect();
+    let prefixes = group_prefixes(&groups);
     origin::best_match(url, &prefixes, user).map_err(|e| to_pyerr(py, e))
 }
 
@@ -56,20 +52,25 @@ fn match_auth_group(
 fn explain_auth_groups(
     py: Python<'_>,
     url: &str,
-    groups: Vec<(String, Vec<String>, Option<String>)>,
+    groups: Vec<AuthGroupTuple>,
     user: Option<&str>,
 ) -> PyResult<Vec<(bool, String)>> {
-    let prefixes: Vec<GroupPrefix<'_>> = groups
+    let prefixes = group_prefixes(&groups);
+    origin::explain(url, &prefixes, user)
+        .map(|all| all.into_iter().map(|v| (v.covers, v.reason)).collect())
+        .map_err(|e| to_pyerr(py, e))
+}
+
+/// The `(prefix, schemes, username)` tuples Python passes, as the core's matcher takes them.
+fn group_prefixes(groups: &[AuthGroupTuple]) -> Vec<GroupPrefix<'_>> {
+    groups
         .iter()
         .map(|(prefix, schemes, username)| GroupPrefix {
             prefix,
             schemes,
             username: username.as_deref(),
         })
-        .collect();
-    origin::explain(url, &prefixes, user)
-        .map(|all| all.into_iter().map(|v| (v.covers, v.reason)).collect())
-        .map_err(|e| to_pyerr(py, e))
+        .collect()
 }
 
 #[pymodule]
