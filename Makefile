@@ -24,11 +24,12 @@ export CARGO_TERM_COLOR ?= never
 BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
 BENCH := .work/bench
 
-.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test demo fuzz bench clean
+.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test demo sandbox sandbox-stop fuzz bench clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
+	@echo "make sandbox - start a local vault and hg server to follow docs/quickstart.md (make sandbox-stop)"
 	@echo "make fuzz   - run each cargo-fuzz target of the core for FUZZ_SECONDS (not in CI)"
 	@echo "make bench  - measure against mercurial_keyring, the Python SDK and az; print one table"
 
@@ -96,6 +97,30 @@ test: deps
 
 demo: deps build emulator
 	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) tests/demo.py
+
+# For docs/quickstart.md: the emulator and the hg server in the background, their variables in
+# .work/sandbox/env; stopped by its pid with `make sandbox-stop`.
+SANDBOX := .work/sandbox
+sandbox: deps build emulator
+	@if [ -f $(SANDBOX)/pid ] && kill -0 "$$(cat $(SANDBOX)/pid)" 2>/dev/null; then \
+	  echo "the sandbox is already running (pid $$(cat $(SANDBOX)/pid)): . $(SANDBOX)/env"; exit 0; fi; \
+	mkdir -p $(SANDBOX) && rm -f $(SANDBOX)/pid $(SANDBOX)/env; \
+	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) nohup $(PY) tests/sandbox.py $(SANDBOX) \
+	  > $(SANDBOX)/log 2>&1 < /dev/null & pid=$$!; \
+	for i in $$(seq 600); do \
+	  [ -f $(SANDBOX)/pid ] && break; \
+	  kill -0 $$pid 2>/dev/null || { cat $(SANDBOX)/log; echo "the sandbox did not start"; exit 1; }; \
+	  sleep 0.1; \
+	done; \
+	[ -f $(SANDBOX)/pid ] || { kill $$pid; cat $(SANDBOX)/log; echo "the sandbox was not ready within 60 s"; exit 1; }; \
+	cat $(SANDBOX)/log
+
+sandbox-stop:
+	@if [ -f $(SANDBOX)/pid ]; then pid=$$(cat $(SANDBOX)/pid); kill "$$pid" 2>/dev/null || true; \
+	  for i in $$(seq 300); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.1; done; \
+	  if kill -0 "$$pid" 2>/dev/null; then echo "the sandbox (pid $$pid) did not stop within 30 s"; exit 1; fi; \
+	  echo "sandbox stopped"; \
+	else echo "no sandbox running"; fi
 
 # Fuzzing (not in CI): cargo-fuzz from crates.io, libFuzzer through the libfuzzer-sys crate. It needs
 # a nightly toolchain; without one, stable with RUSTC_BOOTSTRAP=1 and no sanitizer.
