@@ -288,9 +288,10 @@ impl KeyVaultStore {
         };
         let stored = self
             .bounded(async {
-                let body = parameters
-                    .try_into()
-                    .map_err(|_| Error::new(ErrorKind::Service, "cannot encode the request"))?;
+                let body = parameters.try_into().map_err(|_| {
+                    Error::new(ErrorKind::Service, "cannot encode the request")
+                        .with_hint("please report this as a bug")
+                })?;
                 let rsp = self
                     .client
                     .set_secret(&name, body, None)
@@ -469,6 +470,7 @@ impl KeyVaultStore {
                     ErrorKind::Unauthenticated,
                     "no identity after getting a token",
                 )
+                .with_hint("please report this as a bug")
             })
         })
         .await
@@ -740,14 +742,14 @@ fn disabled(ctx: &ErrorContext) -> Error {
 }
 
 fn expired(ctx: &ErrorContext, not_yet: bool) -> Error {
-    let state = if not_yet {
-        "is not valid yet"
-    } else {
-        "has expired"
-    };
+    // Both sentences spelled out: the drift test of docs/troubleshooting.md reads them.
     Error::new(
         ErrorKind::Expired,
-        format!("{} {state} in vault {}", ctx.subject, ctx.vault),
+        if not_yet {
+            format!("{} is not valid yet in vault {}", ctx.subject, ctx.vault)
+        } else {
+            format!("{} has expired in vault {}", ctx.subject, ctx.vault)
+        },
     )
     .with_hint(format!(
         "{}, or change its dates in the vault",
