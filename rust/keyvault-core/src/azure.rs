@@ -830,6 +830,18 @@ pub(crate) fn map_http_error(
         403 if has("SecretDisabled") => disabled(ctx),
         403 if has("SecretExpired") => expired(ctx, false),
         403 if has("SecretNotYetValid") => expired(ctx, true),
+        // The vault's network rules refused the machine: no role assignment would help.
+        403 if has("ForbiddenByFirewall") || has("ForbiddenByConnection") => Error::new(
+            ErrorKind::Forbidden,
+            format!(
+                "vault {} does not accept requests from this machine's network ({code}) for {}",
+                ctx.vault, ctx.subject
+            ),
+        )
+        .with_hint(
+            "allow this machine in the vault's network rules (az keyvault network-rule add --name <vault name> \
+             --ip-address <its public IP>), or run where the vault's private endpoint is reachable",
+        ),
         403 => forbidden(ctx, &code),
         404 => not_found(ctx, &ctx.identity),
         409 if has("ObjectIsDeletedButRecoverable") => Error::new(
@@ -1004,6 +1016,26 @@ mod tests {
             .hint()
             .unwrap()
             .contains("'Key Vault Secrets Officer' (write) to oid-1"));
+    }
+
+    #[test]
+    fn forbidden_by_the_vaults_network_rules_says_so_instead_of_asking_for_a_role() {
+        for code in ["ForbiddenByFirewall", "ForbiddenByConnection"] {
+            let body = format!(
+                r#"{{"error":{{"code":"Forbidden","message":"Client address is not authorized","innererror":{{"code":"{code}"}}}}}}"#
+            );
+            let e = map_http_error(403, body.as_bytes(), None, &ctx(Access::Read));
+            assert_eq!(e.kind(), ErrorKind::Forbidden);
+            assert!(
+                e.message().contains("this machine's network"),
+                "{}",
+                e.message()
+            );
+            assert!(e.message().contains(code), "{}", e.message());
+            let hint = e.hint().unwrap();
+            assert!(hint.contains("az keyvault network-rule add"), "{hint}");
+            assert!(!hint.contains("role"), "{hint}");
+        }
     }
 
     #[test]
