@@ -30,9 +30,6 @@ NOT_LITERAL = {
     ("hgext/hgext3rd/keyvault/session.py", "abort_for"),
 }
 
-# Lines of Mercurial's own that the page quotes in code blocks next to ours.
-MERCURIAL_OWN: list[re.Pattern] = []
-
 # Fewer letters and digits than this outside placeholders, and a template would match
 # almost any line: split such a message into literal sentences.
 MIN_LITERAL_CHARS = 8
@@ -110,7 +107,7 @@ def test_every_abort_on_the_page_is_one_the_code_prints():
             found = any(
                 (m := p.search(rest)) is not None and m.start() < line_end - match.start()
                 for p in templates
-            ) or any(p.search(match.group(0)) for p in MERCURIAL_OWN)
+            )
             if not found:
                 stale.append(match.group(0))
     assert stale == [], "the page documents messages the code does not print:\n" + "\n".join(stale)
