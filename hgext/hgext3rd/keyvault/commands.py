@@ -182,7 +182,10 @@ def _read_value(ui) -> bytes:
     if ui.interactive() and ui._isatty(ui.fin):
         value = ui.getpass(_(b"value (hidden): "))
         if value is None:
-            raise error.Abort(_(b"no value given"))
+            raise error.Abort(
+                _(b"no value given"),
+                hint=_(b"type the value at the prompt, or pipe it on standard input"),
+            )
         return value
     value = ui.fin.read()
     # `echo secret | hg vault set REF` should store "secret", not "secret\n".

@@ -53,5 +53,9 @@ def install(sshpeer) -> None:
     """Wrap an executed ``mercurial.sshpeer``."""
     name = "make_peer" if hasattr(sshpeer, "make_peer") else "instance"
     if not hasattr(sshpeer, name):
-        raise error.Abort(b"keyvault: this Mercurial's sshpeer has no peer factory to wrap")
+        raise error.Abort(
+            b"keyvault: this Mercurial's sshpeer has no peer factory to wrap",
+            hint=b"this Mercurial version is not supported for ssh:// keys: please report it, "
+            b"with the output of hg version",
+        )
     extensions.wrapfunction(sshpeer, name, _make_peer)

@@ -183,7 +183,9 @@ def add_key(ui, agent: Agent, key: bytes, describe: bytes, ref: bytes) -> None:
         )
     except subprocess.TimeoutExpired:
         raise error.Abort(
-            b"keyvault: ssh-add did not load the key of %s within %d s" % (describe, ADD_TIMEOUT)
+            b"keyvault: ssh-add did not load the key of %s within %d s" % (describe, ADD_TIMEOUT),
+            hint=b"check that OpenSSH's ssh-add works on this machine, and that the key has "
+            b"no passphrase (hg vault set %s < KEYFILE)" % ref,
         ) from None
     if proc.returncode != 0:
         said = proc.stderr.decode("utf-8", "replace").strip().splitlines()

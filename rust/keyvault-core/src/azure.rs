@@ -288,9 +288,10 @@ impl KeyVaultStore {
         };
         let stored = self
             .bounded(async {
-                let body = parameters
-                    .try_into()
-                    .map_err(|_| Error::new(ErrorKind::Service, "cannot encode the request"))?;
+                let body = parameters.try_into().map_err(|_| {
+                    Error::new(ErrorKind::Service, "cannot encode the request")
+                        .with_hint("please report this as a bug")
+                })?;
                 let rsp = self
                     .client
                     .set_secret(&name, body, None)
@@ -469,6 +470,7 @@ impl KeyVaultStore {
                     ErrorKind::Unauthenticated,
                     "no identity after getting a token",
                 )
+                .with_hint("please report this as a bug")
             })
         })
         .await
@@ -740,14 +742,14 @@ fn disabled(ctx: &ErrorContext) -> Error {
 }
 
 fn expired(ctx: &ErrorContext, not_yet: bool) -> Error {
-    let state = if not_yet {
-        "is not valid yet"
-    } else {
-        "has expired"
-    };
+    // Both sentences spelled out: the drift test of docs/troubleshooting.md reads them.
     Error::new(
         ErrorKind::Expired,
-        format!("{} {state} in vault {}", ctx.subject, ctx.vault),
+        if not_yet {
+            format!("{} is not valid yet in vault {}", ctx.subject, ctx.vault)
+        } else {
+            format!("{} has expired in vault {}", ctx.subject, ctx.vault)
+        },
     )
     .with_hint(format!(
         "{}, or change its dates in the vault",
@@ -828,6 +830,18 @@ pub(crate) fn map_http_error(
         403 if has("SecretDisabled") => disabled(ctx),
         403 if has("SecretExpired") => expired(ctx, false),
         403 if has("SecretNotYetValid") => expired(ctx, true),
+        // The vault's network rules refused the machine: no role assignment would help.
+        403 if has("ForbiddenByFirewall") || has("ForbiddenByConnection") => Error::new(
+            ErrorKind::Forbidden,
+            format!(
+                "vault {} does not accept requests from this machine's network ({code}) for {}",
+                ctx.vault, ctx.subject
+            ),
+        )
+        .with_hint(
+            "allow this machine in the vault's network rules (az keyvault network-rule add --name <vault name> \
+             --ip-address <its public IP>), or run where the vault's private endpoint is reachable",
+        ),
         403 => forbidden(ctx, &code),
         404 => not_found(ctx, &ctx.identity),
         409 if has("ObjectIsDeletedButRecoverable") => Error::new(
@@ -1002,6 +1016,26 @@ mod tests {
             .hint()
             .unwrap()
             .contains("'Key Vault Secrets Officer' (write) to oid-1"));
+    }
+
+    #[test]
+    fn forbidden_by_the_vaults_network_rules_says_so_instead_of_asking_for_a_role() {
+        for code in ["ForbiddenByFirewall", "ForbiddenByConnection"] {
+            let body = format!(
+                r#"{{"error":{{"code":"Forbidden","message":"Client address is not authorized","innererror":{{"code":"{code}"}}}}}}"#
+            );
+            let e = map_http_error(403, body.as_bytes(), None, &ctx(Access::Read));
+            assert_eq!(e.kind(), ErrorKind::Forbidden);
+            assert!(
+                e.message().contains("this machine's network"),
+                "{}",
+                e.message()
+            );
+            assert!(e.message().contains(code), "{}", e.message());
+            let hint = e.hint().unwrap();
+            assert!(hint.contains("az keyvault network-rule add"), "{hint}");
+            assert!(!hint.contains("role"), "{hint}");
+        }
     }
 
     #[test]

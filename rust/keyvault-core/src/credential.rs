@@ -545,12 +545,21 @@ impl CredentialChain {
         } else {
             ErrorKind::Unauthenticated
         };
-        let what = if self.choice == CredentialChoice::Auto {
-            "no Azure credential could get a token".to_owned()
-        } else {
-            format!("the {} credential could not get a token", self.choice)
-        };
-        let hint = match self.choice {
+        let links = lines.join("\n");
+        // The message's format strings stay inside the call: the drift test of
+        // docs/troubleshooting.md reads them from here.
+        Error::new(
+            kind,
+            if self.choice == CredentialChoice::Auto {
+                format!("no Azure credential could get a token; tried:\n{links}")
+            } else {
+                format!(
+                    "the {} credential could not get a token; tried:\n{links}",
+                    self.choice
+                )
+            },
+        )
+        .with_hint(match self.choice {
             CredentialChoice::Auto => {
                 "run `az login`, or set AZURE_TENANT_ID/AZURE_CLIENT_ID with AZURE_CLIENT_SECRET (service principal) \
                  or AZURE_FEDERATED_TOKEN_FILE (workload identity), or run where a managed identity is available"
@@ -566,8 +575,7 @@ impl CredentialChain {
                  or choose another keyvault.credential"
             }
             CredentialChoice::AzureCli => "install the Azure CLI and run `az login`",
-        };
-        Error::new(kind, format!("{what}; tried:\n{}", lines.join("\n"))).with_hint(hint)
+        })
     }
 }
 

@@ -222,21 +222,21 @@ impl TransportFailure {
                 "raise keyvault.timeout, or check the network (proxy, firewall, VPN) between here and the server",
             );
         }
-        let hint = match self.cause {
+        Error::new(
+            ErrorKind::Unreachable,
+            format!("cannot reach {}: {}", self.url, self.detail),
+        )
+        // Inline, so that the drift test of docs/troubleshooting.md sees every hint.
+        .with_hint(match self.cause {
             TransportCause::Tls => {
-                "if the server uses a private CA, add it to the extra CA bundle (VaultConfig.extra_roots_pem); \
+                "if the server uses a private CA, add it to keyvault.cacerts (a PEM file of extra roots); \
                  otherwise check that the URL points at the right server"
             }
             TransportCause::Refused => "check the URL and port, and that the server (or proxy) is running",
             TransportCause::UnknownHost => "check the URL for typos and that DNS resolves the host name",
             TransportCause::ConnectTimeout => "check the network, firewall and proxy between here and the server",
             TransportCause::Other => "check the network and the URL",
-        };
-        Error::new(
-            ErrorKind::Unreachable,
-            format!("cannot reach {}: {}", self.url, self.detail),
-        )
-        .with_hint(hint)
+        })
     }
 }
 
