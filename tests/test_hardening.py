@@ -196,3 +196,21 @@ def test_escape_sequences_from_config_and_urls_never_reach_the_terminal(bed, tmp
     clone = client.hg("clone", "--debug", url, "work")
     ours = [line for line in clone.output.splitlines() if "keyvault" in line]
     assert ours and not any("\x1b" in line or "\x07" in line for line in ours)
+
+
+def test_a_group_with_both_a_password_and_a_vault_ref_is_a_config_error(bed, tmp_path):
+    # Half a migration: the plaintext password is still in the hgrc next to the ref.
+    leftover = "leftover-plaintext-4f1c"
+    client = bed.client(
+        tmp_path, extra=f"corp.password = {leftover}\n[ui]\ndetailed-exit-code = yes\n"
+    )
+    before_vault, before_server = len(bed.emulator.requests()), len(bed.server.requests())
+    result = client.hg("clone", bed.server.repo_url(), "work")
+    assert result.returncode == 30, result.output
+    assert "[auth] corp has both a password and a vault secret" in result.stderr
+    assert "remove corp.password" in result.stderr
+    assert leftover not in result.output
+    # Neither password went anywhere, and nothing was cloned.
+    assert len(bed.emulator.requests()) == before_vault
+    assert not any(r["has_auth"] for r in bed.server.requests()[before_server:])
+    assert not (client.home / "work").exists()

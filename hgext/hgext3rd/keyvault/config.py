@@ -172,7 +172,9 @@ def vault_settings(ui) -> VaultSettings:
 
 def vault_groups(ui) -> list[VaultGroup]:
     """Every ``[auth]`` group that has a ``vault`` key, in configuration order."""
-    from mercurial import util
+    from mercurial import error, util
+
+    from . import sanitize
 
     groups: dict[bytes, dict[bytes, bytes]] = {}
     for key, value in ui.configitems(b"auth"):
@@ -185,6 +187,13 @@ def vault_groups(ui) -> list[VaultGroup]:
         ref = settings.get(b"vault")
         if not ref:
             continue
+        if settings.get(b"password"):
+            # Half a migration: the plaintext password would stay in a file, and it
+            # would be unclear which one the server gets.
+            raise error.ConfigError(
+                b"[auth] %s has both a password and a vault secret" % sanitize.local(name),
+                hint=b"remove %s.password: the vault provides it" % sanitize.local(name),
+            )
         username = settings.get(b"username")
         found.append(
             VaultGroup(
