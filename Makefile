@@ -7,7 +7,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 EMULATOR := target/debug/hg-keyvault-emulator
-HG_VERSION := $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+# The Mercurial `make test` runs (the newest line); `make test-compat` reruns the end-to-end suite
+# with the same rules in its own venv against COMPAT_HG_VERSION, the oldest line we support:
+# Debian 12 (stable) ships 6.3.2, and 6.3.3 is that line's last release on PyPI.
+HG_VERSION ?= $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+COMPAT_HG_VERSION := 6.3.3
+COMPAT_VENV := .venv-compat
 # chg, Mercurial's command server client, built from the same Mercurial sdist (PyPI ships no binary).
 CHG := $(VENV)/bin/chg
 # Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users;
@@ -24,11 +29,12 @@ export CARGO_TERM_COLOR ?= never
 BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
 BENCH := .work/bench
 
-.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test demo sandbox sandbox-stop fuzz bench clean
+.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test test-compat demo sandbox sandbox-stop fuzz bench clean
 
 help:
 	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
+	@echo "make test-compat - the end-to-end tests against Mercurial $(COMPAT_HG_VERSION) (own venv and chg)"
 	@echo "make sandbox - start a local vault and hg server to follow docs/quickstart.md (make sandbox-stop)"
 	@echo "make fuzz   - run each cargo-fuzz target of the core for FUZZ_SECONDS (not in CI)"
 	@echo "make bench  - measure against mercurial_keyring, the Python SDK and az; print one table"
@@ -43,20 +49,26 @@ apt: .work/apt.stamp
 	fi
 	@touch $@
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: tests/requirements.txt
+# tests/requirements.txt with its Mercurial pin replaced by HG_VERSION (the same for `make test`).
+# The stamp names the version, so a changed HG_VERSION reinstalls (and rebuilds chg).
+VENV_STAMP := $(VENV)/.installed-hg$(HG_VERSION)
+venv: $(VENV_STAMP)
+$(VENV_STAMP): tests/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+	grep -v '^mercurial==' tests/requirements.txt > $(VENV)/requirements.txt
+	echo "mercurial==$(HG_VERSION)" >> $(VENV)/requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r $(VENV)/requirements.txt
 	@touch $@
 
 chg: $(CHG)
-$(CHG): $(VENV)/.installed
-	rm -rf .work/chg && mkdir -p .work/chg
-	cd .work/chg && $(abspath $(PY)) -m pip download -q --disable-pip-version-check --no-deps \
-	  --no-binary :all: mercurial==$(HG_VERSION) -d .
-	tar -xzf .work/chg/mercurial-$(HG_VERSION).tar.gz -C .work/chg mercurial-$(HG_VERSION)/contrib/chg
-	$(MAKE) -s -C .work/chg/mercurial-$(HG_VERSION)/contrib/chg
-	cp .work/chg/mercurial-$(HG_VERSION)/contrib/chg/chg $@
+$(CHG): $(VENV_STAMP)
+	rm -rf .work/chg-$(HG_VERSION) && mkdir -p .work/chg-$(HG_VERSION)
+	cd .work/chg-$(HG_VERSION) && $(abspath $(PY)) -m pip download -q --disable-pip-version-check \
+	  --no-deps --no-binary :all: mercurial==$(HG_VERSION) -d .
+	tar -xzf .work/chg-$(HG_VERSION)/mercurial-$(HG_VERSION).tar.gz -C .work/chg-$(HG_VERSION) \
+	  mercurial-$(HG_VERSION)/contrib/chg
+	$(MAKE) -s -C .work/chg-$(HG_VERSION)/mercurial-$(HG_VERSION)/contrib/chg
+	cp .work/chg-$(HG_VERSION)/mercurial-$(HG_VERSION)/contrib/chg/chg $@
 
 deps: apt venv chg
 
@@ -94,6 +106,10 @@ test: deps
 	@$(MAKE) --no-print-directory cross-check
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory py-test
+
+# The same end-to-end suite (hg, chg and the test bed's hgweb all from that venv) on the older line.
+test-compat:
+	@$(MAKE) --no-print-directory VENV=$(COMPAT_VENV) HG_VERSION=$(COMPAT_HG_VERSION) py-test
 
 demo: deps build emulator
 	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) tests/demo.py
@@ -162,4 +178,4 @@ bench: apt
 	HG_KEYVAULT_EMULATOR=$(abspath target/release/hg-keyvault-emulator) bench/run.sh
 
 clean:
-	rm -rf target .work $(VENV) hgext/hgext3rd/keyvault/*.so
+	rm -rf target .work $(VENV) $(COMPAT_VENV) hgext/hgext3rd/keyvault/*.so

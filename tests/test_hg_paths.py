@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -63,20 +64,58 @@ def chg_env(tmp_path):
     )
 
 
+def chg_server_pids(socket: Path) -> set[int]:
+    """The chg server listening under ``socket``: the ``hg serve --cmdserver chgunix``
+    process whose parent is not one (a worker that is still exiting is its child)."""
+    parents = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if b"chgunix" in argv and any(str(socket).encode() in a for a in argv):
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
+            parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return {pid for pid, ppid in parents.items() if ppid not in parents}
+
+
 def test_chg_commands_authenticate_in_forked_workers(bed, tmp_path, chg_env):
+    # chg's server loads the extension (and the wrapped url module) once, then forks one
+    # worker per command. Each worker must build its own runtime, token and connection:
+    # with the token cache off, nothing but the in-process state could spare a command
+    # its own token, so every vault access must show a fresh token in its own worker
+    # (that a session used before a fork rebuilds itself is rust/keyvault-core/tests/fork.rs
+    # and test_native.py's fork test).
     url = bed.server.add_repo("chg")  # a repository without largefiles
-    client = bed.client(tmp_path)
+    audit = tmp_path / "audit.jsonl"
+    client = bed.client(tmp_path, extra=f"[keyvault]\ntoken-cache = no\naudit-log = {audit}\n")
     client.env.update(chg_env)
-    first = client.hg("clone", url, "one", program=CHG)
-    assert first.returncode == 0, first.output
-    # The second command runs in a new worker forked from the same server, which has
-    # already loaded the extension: the vault session must be rebuilt after the fork.
-    second = client.hg("clone", url, "two", program=CHG)
-    assert second.returncode == 0, second.output
+    socket = Path(chg_env["CHGSOCKNAME"])
+
+    def through_chg(*args: str, cwd: Path | None = None) -> list[str]:
+        before = len(bed.emulator.requests())
+        result = client.hg(*args, cwd=cwd, program=CHG)
+        assert result.returncode == 0, result.output
+        return [f"{r['target']} {r['status']}" for r in bed.emulator.requests()[before:]]
+
+    # The managed identity's token, then the secret: in every command, not only the first.
+    assert through_chg("clone", url, "one")[-2:] == ["identity 200", "vault 200"]
+    servers = chg_server_pids(socket)
+    assert len(servers) == 1, servers
+    assert through_chg("clone", url, "two")[-2:] == ["identity 200", "vault 200"]
     work = client.home / "two"
     (work / "chg.txt").write_text("through chg\n")
-    assert client.hg("commit", "-A", "-m", "via chg", cwd=work, program=CHG).returncode == 0
-    push = client.hg("push", cwd=work, program=CHG)
-    assert push.returncode == 0, push.output
-    assert list(Path(chg_env["CHGSOCKNAME"]).parent.iterdir()), "chg started no server"
+    assert through_chg("commit", "-A", "-m", "via chg", cwd=work) == []
+    assert through_chg("push", cwd=work)[-2:] == ["identity 200", "vault 200"]
+    # One server served them all, each command in a worker of its own.
+    assert chg_server_pids(socket) == servers
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["command"], e["outcome"]) for e in entries] == [
+        ("clone", "ok"),
+        ("clone", "ok"),
+        ("push", "ok"),
+    ]
+    workers = {e["pid"] for e in entries}
+    assert len(workers) == 3 and not workers & servers, (workers, servers)
     assert not any(bed.server.password in out for out in client.outputs)

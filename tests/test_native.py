@@ -163,3 +163,37 @@ def test_a_fresh_process_gets_a_secret(emulator, as_principal):
     assert fresh_process(token_cache=True) == ["vault", "token", "vault"]
     # The token (and the challenge's scope) the last process cached serves the next: one GET.
     assert fresh_process(token_cache=True) == ["vault"]
+
+
+def test_a_vault_used_before_a_fork_reads_again_in_the_child(emulator, as_principal):
+    # What chg's forking server would do to a Vault it had used: the child must not touch the
+    # parent's runtime or connection, and the parent's must still work after the child ran.
+    as_principal("officer")
+    vault(emulator).set("secret://native/fork", b"across-fork")
+    code = (
+        "import os\n"
+        "from hgext3rd.keyvault import _native\n"
+        f"v = _native.Vault({emulator.vault_url!r}, cacerts={emulator.ca_file!r},"
+        " credential='environment', verify_challenge_resource=False, token_cache=False)\n"
+        "assert v.get('secret://native/fork')[0] == b'across-fork'\n"
+        "print('parent', flush=True)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = v.get('secret://native/fork')[0] == b'across-fork'\n"
+        "    print('child', flush=True)\n"
+        "    os._exit(0 if ok else 1)\n"
+        "assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0\n"
+        "assert v.get('secret://native/fork')[0] == b'across-fork'\n"
+        "print('parent again', flush=True)\n"
+    )
+    env = {**os.environ, **principal_env(emulator, "officer")}
+    before = len(emulator.requests())
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n") == ["parent", "child", "parent again", ""]
+    targets = [r["target"] for r in emulator.requests()[before:]]
+    # The parent: probe, token, GET. The child, with no token cache to share: its own probe,
+    # token and GET (nothing inherited). The parent again: one GET with the token it holds.
+    assert targets == ["vault", "token", "vault"] * 2 + ["vault"]

@@ -160,9 +160,11 @@ from __future__ import annotations
 
 from . import audit, commands, config, loadhook
 
-# Mercurial reads these from the extension module.
-testedwith = b"7.2"
-minimumhgversion = b"6.0"
+# Mercurial reads these from the extension module. They name the lines the end-to-end suite
+# runs on: `make test` (tests/requirements.txt) and `make test-compat` (COMPAT_HG_VERSION in the
+# Makefile); tests/test_compat.py fails when either changes without them.
+testedwith = b"6.3 7.2"
+minimumhgversion = b"6.3"
 buglink = b"https://github.com/hg-keyvault/hg-keyvault/issues"
 
 configtable = config.configtable
