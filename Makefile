@@ -29,13 +29,23 @@ export CARGO_TERM_COLOR ?= never
 BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
 BENCH := .work/bench
 
-.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test test-compat demo sandbox sandbox-stop fuzz bench clean
+# `make dist`: where the wheel and the sdist go, and the wheel's platform tag. Built on this
+# Debian 12 host (glibc 2.36), the native module links pthread and dl symbols at their glibc 2.34
+# versions, so manylinux_2_34 is the oldest tag it really satisfies; maturin's auditwheel check
+# fails the build if a newer symbol ever creeps in.
+DIST := dist
+MANYLINUX := manylinux_2_34
+
+.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test test-compat demo \
+	sandbox sandbox-stop fuzz bench clean dist test-dist
 
 help:
-	@echo "make demo   - build, start the emulator, store and read a secret through the native module"
+	@echo "make demo   - build, start the emulator and an hg server, clone and push through the vault"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
 	@echo "make test-compat - the end-to-end tests against Mercurial $(COMPAT_HG_VERSION) (own venv and chg)"
 	@echo "make sandbox - start a local vault and hg server to follow docs/quickstart.md (make sandbox-stop)"
+	@echo "make dist   - build the release wheel (abi3, $(MANYLINUX)_x86_64) and the sdist into $(DIST)/"
+	@echo "make test-dist - install that wheel and Mercurial in a fresh venv without Rust, use it"
 	@echo "make fuzz   - run each cargo-fuzz target of the core for FUZZ_SECONDS (not in CI)"
 	@echo "make bench  - measure against mercurial_keyring, the Python SDK and az; print one table"
 
@@ -111,6 +121,20 @@ test: deps
 test-compat:
 	@$(MAKE) --no-print-directory VENV=$(COMPAT_VENV) HG_VERSION=$(COMPAT_HG_VERSION) py-test
 
+# The release artefacts: one abi3 wheel for every CPython >= 3.9 on Linux x86_64, and the sdist
+# (the extension, the core and the bindings; not the emulator) that builds it anywhere with Rust.
+dist: venv
+	rm -rf $(DIST)
+	$(VENV)/bin/maturin build -q --release --locked --compatibility $(MANYLINUX) --out $(DIST)
+	$(VENV)/bin/maturin sdist --out $(DIST)
+	@ls -l $(DIST)
+
+# Not part of `make test` (it needs the release build); CI runs both.
+test-dist: deps emulator
+	@ls $(DIST)/hg_keyvault-*.whl >/dev/null 2>&1 || $(MAKE) --no-print-directory dist
+	HG_KEYVAULT_WHEEL=$$(ls $(abspath $(DIST))/hg_keyvault-*.whl) HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) \
+	  $(PY) -m pytest -q tests/dist_wheel.py
+
 demo: deps build emulator
 	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) tests/demo.py
 
@@ -178,4 +202,4 @@ bench: apt
 	HG_KEYVAULT_EMULATOR=$(abspath target/release/hg-keyvault-emulator) bench/run.sh
 
 clean:
-	rm -rf target .work $(VENV) $(COMPAT_VENV) hgext/hgext3rd/keyvault/*.so
+	rm -rf target .work $(VENV) $(COMPAT_VENV) $(DIST) hgext/hgext3rd/keyvault/*.so

@@ -171,6 +171,17 @@ configtable = config.configtable
 cmdtable = commands.cmdtable
 
 
+def __getattr__(name: str):
+    # PEP 562: Mercurial reads __version__ only for `hg version` (and crash reports); looking it
+    # up at import would cost every command.
+    if name == "__version__":
+        from . import version
+
+        globals()["__version__"] = value = version.installed()
+        return value
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 def _install_auth_wrappers(urlmod) -> None:
     from . import auth
 

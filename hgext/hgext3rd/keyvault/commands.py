@@ -38,6 +38,8 @@ def vault_status(ui, **opts):
 
     fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
     fm.startitem()
+    # The core's version is the package's (one Cargo workspace version), and it is loaded already.
+    fm.write(b"extension_version", b"extension:  hg-keyvault %s\n", b(native.__version__))
     fm.write(b"provider", b"provider:   %s\n", b(info["provider"]))
     fm.data(url=opt(client.url), keyring=opt(None), keyring_detail=opt(None))
     if client.provider == "azure":
