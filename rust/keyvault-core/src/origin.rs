@@ -205,10 +205,25 @@ pub fn explain(url: &str, groups: &[GroupPrefix<'_>], user: Option<&str>) -> Res
             };
             match reason {
                 None => {
+                    // The port belongs in the sentence: it is part of what matched.
+                    let host = if origin.host.contains(':') {
+                        format!("[{}]", origin.host)
+                    } else {
+                        origin.host.clone()
+                    };
+                    let default = match origin.scheme.as_str() {
+                        "https" => Some(443),
+                        "http" => Some(80),
+                        "ssh" => Some(22),
+                        _ => None,
+                    };
+                    let port = match origin.port {
+                        Some(p) if Some(p) != default => format!(":{p}"),
+                        _ => String::new(),
+                    };
                     covered = Some(format!(
-                        "{}://{}{} covers it (scheme, host, port and path)",
+                        "{}://{host}{port}{} covers it (scheme, host, port and path)",
                         origin.scheme,
-                        origin.host,
                         if origin.path.is_empty() {
                             "/"
                         } else {
@@ -417,7 +432,16 @@ mod tests {
         ];
         let v = explain("https://hg.contoso.com/repos/app", &groups, Some("alice")).unwrap();
         assert!(v[0].covers, "{:?}", v[0]);
-        assert!(v[0].reason.contains("covers it"));
+        assert_eq!(
+            v[0].reason,
+            "https://hg.contoso.com/repos covers it (scheme, host, port and path)"
+        );
+        let with_port = [group("https://localhost:52017", &https)];
+        let ported = explain("https://localhost:52017/repo", &with_port, None).unwrap();
+        assert_eq!(
+            ported[0].reason,
+            "https://localhost:52017/ covers it (scheme, host, port and path)"
+        );
         assert!(!v[1].covers);
         assert!(v[1].reason.contains("not under /other"), "{}", v[1].reason);
         assert!(
