@@ -29,12 +29,13 @@ export CARGO_TERM_COLOR ?= never
 BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
 BENCH := .work/bench
 
-# `make dist`: where the wheel and the sdist go, and the wheel's platform tag. Built on this
-# Debian 12 host (glibc 2.36), the native module links pthread and dl symbols at their glibc 2.34
-# versions, so manylinux_2_34 is the oldest tag it really satisfies; maturin's auditwheel check
-# fails the build if a newer symbol ever creeps in.
+# `make dist`: where the wheel and the sdist go, and the wheel's platform tag. Linked on this
+# Debian 12 host (glibc 2.36) the module would need glibc 2.34 (pthread symbols moved into libc);
+# zig (PyPI's ziglang, driven by maturin --zig) links against glibc 2.17 instead, so one wheel fits
+# RHEL 7/8 and every newer Linux. maturin's auditwheel check fails the build if a newer symbol creeps in.
 DIST := dist
-MANYLINUX := manylinux_2_34
+MANYLINUX := manylinux2014
+ZIGLANG := ziglang==0.13.0
 
 .PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test test-compat demo \
 	sandbox sandbox-stop fuzz bench clean dist test-dist
@@ -125,7 +126,9 @@ test-compat:
 # (the extension, the core and the bindings; not the emulator) that builds it anywhere with Rust.
 dist: venv
 	rm -rf $(DIST)
-	$(VENV)/bin/maturin build -q --release --locked --compatibility $(MANYLINUX) --out $(DIST)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(ZIGLANG)
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin build -q --release --locked --zig \
+	  --compatibility $(MANYLINUX) --out $(DIST)
 	$(VENV)/bin/maturin sdist --out $(DIST)
 	@ls -l $(DIST)
 

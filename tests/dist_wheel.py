@@ -90,7 +90,8 @@ def wheel_client(bed: Bed, venv: Path, root: Path) -> Client:
 def test_wheel_is_abi3_manylinux_and_ships_only_the_extension(wheel):
     name = wheel.name
     assert re.fullmatch(
-        rf"hg_keyvault-{re.escape(workspace_version())}-cp39-abi3-manylinux_2_\d+_x86_64\.whl",
+        rf"hg_keyvault-{re.escape(workspace_version())}-cp39-abi3-"
+        r"manylinux2014_x86_64\.manylinux_2_17_x86_64\.whl",
         name,
     ), name
     files = zipfile.ZipFile(wheel).namelist()
