@@ -10,6 +10,7 @@ Only the standard library is used, so any test (and the demo) can import this.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,6 +21,8 @@ import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from processes import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 30.0
@@ -80,18 +83,11 @@ class Emulator:
 
     def stop(self) -> None:
         """SIGTERM by pid, then wait (SIGKILL if it does not exit within 5 s)."""
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         if self.process is not None:
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stdout:
-                self.process.stdout.close()
+            stop_process(self.process, timeout=5)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
 
 
 def start_emulator(tmp_path: Path | str, *faults: dict[str, Any], **options: Any) -> Emulator:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import secrets
 import select
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from processes import stop_process
 
 READY_TIMEOUT = 20.0
 
@@ -41,18 +42,7 @@ class SecretService:
 
     def stop(self) -> None:
         for proc in (self.keyring, self.bus):
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdin, proc.stdout):
-                if stream:
-                    stream.close()
+            stop_process(proc, timeout=5)
 
 
 def _name_has_owner(address: str, name: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import select
 import signal
 import ssl
@@ -19,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from processes import stop_process
 
 READY_TIMEOUT = 15.0
 
@@ -43,14 +44,7 @@ class Recorder:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
     def stop(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        os.kill(self._proc.pid, signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_process(self._proc)
 
 
 def start_recorder(workdir: Path, ca, *, port: int = 0, host: str = "127.0.0.1") -> Recorder:

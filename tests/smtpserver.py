@@ -24,6 +24,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processes import stop_process
+
 READY_TIMEOUT = 20.0
 
 
@@ -46,14 +48,7 @@ class SmtpServer:
         return [json.loads(line) for line in log.read_text().splitlines() if line]
 
     def stop(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        os.kill(self._proc.pid, signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_process(self._proc)
 
 
 def start_smtp_server(workdir: Path, ca, *, user: str, password: str) -> SmtpServer:

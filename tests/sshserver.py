@@ -16,7 +16,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hgserver import HG, _free_port
+from processes import stop_process
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 START_TIMEOUT = 15.0
@@ -96,16 +96,7 @@ class SshServer:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process(self._proc)
 
 
 def start_sshd(workdir: Path) -> SshServer:
