@@ -251,12 +251,14 @@ def test_list_shows_the_current_version_when_versions_share_a_created_second(bed
     # The service lists versions in no particular order and `created` has one-second
     # resolution: the emulator's frozen clock makes both versions share one second (and it
     # lists newest first), so the current version must come from a get without version.
+    # That get carries the value: it must not reach any output, not even with --debug.
     client = bed.client(tmp_path)
     ref = unique("rotated")
+    first, second_value = secrets.token_hex(16), secrets.token_hex(16)
     bed.emulator.freeze_clock(1_700_000_000)
     try:
-        assert client.hg("vault", "set", ref, stdin=b"first").returncode == 0
-        second = client.hg("vault", "set", ref, "-T", "json", stdin=b"second")
+        assert client.hg("vault", "set", ref, stdin=first.encode()).returncode == 0
+        second = client.hg("vault", "set", ref, "-T", "json", stdin=second_value.encode())
     finally:
         bed.emulator.freeze_clock(None)
     assert second.returncode == 0, second.output
@@ -266,6 +268,11 @@ def test_list_shows_the_current_version_when_versions_share_a_created_second(bed
     item = {i["ref"]: i for i in json.loads(listed.stdout)}[ref]
     assert item["versions"] == 2
     assert item["version"] == stored["version"]
+    debug = client.hg("vault", "list", "--debug", "--traceback")
+    assert debug.returncode == 0, debug.output
+    for value in (first, second_value):
+        assert value not in listed.output + debug.output
+        assert files_containing([client.root, client.home], value.encode())[0] == []
 
 
 def test_set_on_an_access_policy_vault_hints_the_policy_command_not_a_role(bed, tmp_path):
