@@ -74,6 +74,14 @@ class Emulator:
     def state(self) -> Any:
         return self._control("GET", "/state")
 
+    def set_permission_model(self, model: str) -> Any:
+        """``rbac`` (the default) or ``access-policy``: which 403 the vault answers with."""
+        return self._control("PUT", "/permission-model", {"model": model})
+
+    def freeze_clock(self, at: int | None) -> Any:
+        """Stamp secrets with ``at`` (Unix seconds) as created/updated time; None: the clock."""
+        return self._control("PUT", "/clock", {"frozen_at": at})
+
     def requests(self) -> list[dict[str, Any]]:
         """The request log, parsed (one dict per HTTP request, control API excluded)."""
         path = Path(self.request_log)

@@ -131,6 +131,15 @@ CLONE_CASES = {
         [],
         "expired",
     ),
+    "not-yet-valid secret": (
+        lambda bed: {
+            "ref": _ref_with(
+                bed, {"not_before": datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc)}
+            )
+        },
+        [],
+        "is not valid yet",
+    ),
     "server rejects the password": (
         lambda bed: {"ref": _rejected_ref(bed)},
         [],
@@ -210,3 +219,59 @@ def test_token_that_expires_mid_command_and_cannot_be_renewed_aborts(bed, tmp_pa
     assert result.returncode == 1, result.output
     assert "managed identity" in result.stdout
     assert result.seconds < 2 * TIMEOUT + MARGIN
+
+
+def test_expired_secret_is_refused_by_the_extension_although_the_vault_returns_it(bed, tmp_path):
+    # Key Vault returns expired secrets (200): the refusal is hg-keyvault's own.
+    from hgext3rd.keyvault._native import secret_name
+
+    ref = _ref_with(
+        bed, {"expires_on": datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)}
+    )
+    client = bed.client(tmp_path, timeout=TIMEOUT, ref=ref)
+    result = client.hg("clone", bed.server.repo_url(), "work")
+    assert result.returncode == 255, result.output
+    assert "has expired in vault" in result.stderr
+    assert f"store a new version with `hg vault set {ref}`" in result.stderr
+    gets = [
+        r
+        for r in bed.emulator.requests()
+        if r["method"] == "GET" and r["path"].startswith(f"/secrets/{secret_name(ref)}")
+    ]
+    assert gets and gets[-1]["status"] == 200, gets
+
+
+def test_entra_refusing_the_client_secret_names_status_and_aadsts_code(bed, tmp_path):
+    # Entra's error description carries \r\n lines the Azure SDK cannot parse: the abort
+    # must still say the HTTP status and the AADSTS code, not a JSON parser's complaint.
+    client = bed.client(tmp_path, timeout=TIMEOUT, principal="reader")
+    client.append_config(COLD_START + "credential = environment\n")
+    client.env["AZURE_CLIENT_SECRET"] = "not-the-secret"
+    result = client.hg("clone", bed.server.repo_url(), "work")
+    _rows.append(("Entra refuses the client secret", "clone", result.returncode, result.seconds,
+                  result.stderr.splitlines()[0][:160] if result.stderr else ""))  # fmt: skip
+    assert result.returncode == 255, result.output
+    assert "environment: failed: HTTP 401 invalid_client: AADSTS7000215: Invalid client secret" in (
+        result.stderr
+    ), result.stderr
+    assert "Trace ID" not in result.stderr
+    assert "not-the-secret" not in result.output
+
+
+def test_access_policy_vault_hints_set_policy_instead_of_a_role(bed, tmp_path):
+    client = bed.client(tmp_path, timeout=TIMEOUT, principal="nobody")
+    client.append_config(COLD_START)
+    bed.emulator.set_permission_model("access-policy")
+    try:
+        result = client.hg("clone", bed.server.repo_url(), "work")
+    finally:
+        bed.emulator.set_permission_model("rbac")
+    abort = next((line for line in result.stderr.splitlines() if "abort" in line), "")
+    _rows.append(("403 ForbiddenByPolicy (access policies)", "clone", result.returncode,
+                  result.seconds, abort[:160]))  # fmt: skip
+    assert result.returncode == 255, result.output
+    assert "secrets get permission (ForbiddenByPolicy)" in result.stderr
+    assert "az keyvault set-policy" in result.stderr
+    assert "--secret-permissions get" in result.stderr
+    assert "Key Vault Secrets User" not in result.stderr
+    assert not (client.home / "work").exists()

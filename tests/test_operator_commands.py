@@ -227,3 +227,76 @@ def test_migrate_keyring_to_azure_and_back(bed, secret_service, tmp_path, monkey
         )
         assert searched > 20
         assert hits == []
+
+
+def _vault_requests_for(bed, name: str) -> list[dict]:
+    return [r for r in bed.emulator.requests() if f"/secrets/{name}" in r["path"]]
+
+
+def test_set_refuses_a_value_over_key_vaults_limit_before_sending_it(bed, tmp_path):
+    # Key Vault stores at most 25,600 characters; as Base64 that is 19,200 bytes.
+    client = bed.client(tmp_path)
+    fits = unique("fits")
+    assert client.hg("vault", "set", fits, stdin=b"x" * 19_200).returncode == 0
+    big = unique("big")
+    result = client.hg("vault", "set", big, stdin=b"y" * 19_201)
+    assert result.returncode == 255, result.output
+    assert "is 19201 bytes; Key Vault stores at most 19200 bytes per secret" in result.stderr
+    assert "split it over several refs" in result.stderr
+    assert "yyyy" not in result.output
+    assert _vault_requests_for(bed, _native.secret_name(big)) == [], "nothing was sent"
+
+
+def test_list_shows_the_current_version_when_versions_share_a_created_second(bed, tmp_path):
+    # The service lists versions in no particular order and `created` has one-second
+    # resolution: the emulator's frozen clock makes both versions share one second (and it
+    # lists newest first), so the current version must come from a get without version.
+    # That get carries the value: it must not reach any output, not even with --debug.
+    client = bed.client(tmp_path)
+    ref = unique("rotated")
+    first, second_value = secrets.token_hex(16), secrets.token_hex(16)
+    bed.emulator.freeze_clock(1_700_000_000)
+    try:
+        assert client.hg("vault", "set", ref, stdin=first.encode()).returncode == 0
+        second = client.hg("vault", "set", ref, "-T", "json", stdin=second_value.encode())
+    finally:
+        bed.emulator.freeze_clock(None)
+    assert second.returncode == 0, second.output
+    [stored] = json.loads(second.stdout)
+    listed = client.hg("vault", "list", "-T", "json")
+    assert listed.returncode == 0, listed.output
+    item = {i["ref"]: i for i in json.loads(listed.stdout)}[ref]
+    assert item["versions"] == 2
+    assert item["version"] == stored["version"]
+    debug = client.hg("vault", "list", "--debug", "--traceback")
+    assert debug.returncode == 0, debug.output
+    for value in (first, second_value):
+        assert value not in listed.output + debug.output
+        assert files_containing([client.root, client.home], value.encode())[0] == []
+
+
+def test_set_on_an_access_policy_vault_hints_the_policy_command_not_a_role(bed, tmp_path):
+    client = bed.client(tmp_path, principal="reader")
+    bed.emulator.set_permission_model("access-policy")
+    try:
+        result = client.hg("vault", "set", unique("policy"), stdin=b"v")
+    finally:
+        bed.emulator.set_permission_model("rbac")
+    assert result.returncode == 255, result.output
+    oid = bed.emulator.principal("reader")["object_id"]
+    assert "no access policy of the vault grants it the secrets set permission" in result.stderr
+    assert "(ForbiddenByPolicy)" in result.stderr
+    assert (
+        "grant it with az keyvault set-policy --name <vault name> "
+        f"--object-id {oid} --secret-permissions set" in result.stderr
+    ), result.stderr
+    assert "role" not in result.stderr
+
+
+def test_an_identifier_with_a_trailing_slash_is_a_valid_ref(bed, tmp_path):
+    ref = unique("slash")
+    bed.provision(ref=ref)
+    identifier = f"{bed.emulator.vault_url}secrets/{_native.secret_name(ref)}/"
+    client = bed.client(tmp_path, ref=identifier)
+    result = client.hg("clone", bed.server.repo_url(), "work")
+    assert result.returncode == 0, result.output

@@ -184,6 +184,28 @@ def test_a_401_to_the_cached_token_fetches_a_fresh_one_and_succeeds(bed, tmp_pat
     assert [(r["target"], r["status"]) for r in counter.since()] == [("vault", 200)]
 
 
+def test_a_401_to_the_cached_token_on_set_fetches_a_fresh_one_and_succeeds(bed, tmp_path):
+    # PUTs are authorized by the SDK's own policy (with the cached token): a 401 must drop the
+    # token there too, or the retry would send the refused token again.
+    client, ref = fresh_identity(bed, tmp_path, principal="officer")
+    assert client.hg("vault", "set", ref, stdin=b"warm").returncode == 0
+    officer = bed.emulator.principal("officer")["client_id"]
+    bed.emulator.set_faults(
+        [{"target": "vault", "kind": "status", "status": 401, "count": 1, "principal": officer}]
+    )
+    counter = Counter(bed)
+    result = client.hg("vault", "set", ref, stdin=b"rotated")
+    assert result.returncode == 0, result.output
+    log = [(r["target"], r["method"], r["status"]) for r in counter.since()]
+    # The challenge probe, the cached token refused, a fresh token, the PUT again.
+    assert log == [
+        ("vault", "PUT", 401),
+        ("vault", "PUT", 401),
+        ("token", "POST", 200),
+        ("vault", "PUT", 200),
+    ], log
+
+
 def test_concurrent_cold_processes_fetch_one_token(bed, tmp_path):
     client, _ = fresh_identity(bed, tmp_path)
     work = clone_source(bed, client, "work")

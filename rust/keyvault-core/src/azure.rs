@@ -47,6 +47,18 @@ pub(crate) struct ErrorContext {
     pub(crate) identity: Option<Identity>,
 }
 
+/// Key Vault's limits on what it stores ("About Azure Key Vault secrets" and the service's
+/// `400 BadParameter` / `SecretTooLarge` "Secret is beyond the maximum permitted length of 25600
+/// characters."): a value of at most 25,600 characters as stored, which for our Base64 is
+/// 19,200 bytes; at most 15 tags of at most 512 characters (name and value).
+pub const MAX_STORED_VALUE_CHARS: usize = 25_600;
+/// The largest value (bytes) whose Base64 fits in [`MAX_STORED_VALUE_CHARS`].
+pub const MAX_VALUE_BYTES: usize = MAX_STORED_VALUE_CHARS / 4 * 3;
+/// Most tags on one secret (our ref tag included).
+pub const MAX_TAGS: usize = 15;
+/// Longest tag name or value, in characters.
+pub const MAX_TAG_CHARS: usize = 512;
+
 /// Secrets fetched at once by [`KeyVaultStore::get_many`] (and so connections per store).
 pub const MAX_PARALLEL_REQUESTS: usize = 8;
 
@@ -274,6 +286,7 @@ impl KeyVaultStore {
         let ctx = self.context(Access::Write, secret_ref, &name);
         let mut tags: HashMap<String, String> = options.tags.into_iter().collect();
         tags.insert(REF_TAG.to_owned(), secret_ref.as_str().to_owned());
+        check_limits(value, &tags, &ctx)?;
         let encoded =
             Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value.expose()));
         let parameters = SetSecretParameters {
@@ -411,30 +424,79 @@ impl KeyVaultStore {
         .await
     }
 
-    /// Every version of a secret, oldest first (the last one is the current version).
+    /// Every version of a secret, oldest first, the current version last (the one a get without
+    /// version returns: neither the list's order nor `created`, which has one-second
+    /// resolution, says which it is).
     pub async fn versions(&self, secret_ref: &SecretRef) -> Result<Vec<SecretProperties>> {
         let name = self.name_for(secret_ref)?;
         let ctx = self.context(Access::Read, secret_ref, &name);
-        self.bounded(self.versions_of(&name, &ctx)).await
+        self.bounded(async {
+            let mut versions = self.versions_of(&name, &ctx).await?;
+            if let Some(current) = self.current_version(&name, &ctx).await? {
+                if let Some(at) = versions.iter().position(|p| p.version == current.version) {
+                    let current = versions.remove(at);
+                    versions.push(current);
+                }
+            }
+            Ok(versions)
+        })
+        .await
     }
 
-    /// Properties of the current version (or of the version the identifier names), read from
-    /// the version list: the value never travels, and disabled or expired secrets still answer.
+    /// Properties of the current version (or of the version the identifier names). Disabled,
+    /// expired and not-yet-valid secrets answer too.
     pub async fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties> {
         let name = self.name_for(secret_ref)?;
         let mut ctx = self.context(Access::Read, secret_ref, &name);
         ctx.version = secret_ref.version().map(str::to_owned);
         self.bounded(async {
+            if secret_ref.version().is_none() {
+                if let Some(current) = self.current_version(&name, &ctx).await? {
+                    return Ok(current);
+                }
+            }
             let versions = self.versions_of(&name, &ctx).await?;
             let found = match secret_ref.version() {
                 Some(v) => versions
                     .into_iter()
                     .find(|p| p.version.as_deref() == Some(v)),
+                // A disabled current version: the newest by `created` is the best guess left.
                 None => versions.into_iter().last(),
             };
             found.ok_or_else(|| not_found(&ctx, &self.chain.identity()))
         })
         .await
+    }
+
+    /// The current version's properties, from a get without version (the value is dropped at
+    /// once). `None` when the vault will not say that way: the current version is disabled, or
+    /// the identity may list but not get (then the version list is all there is).
+    async fn current_version(
+        &self,
+        name: &str,
+        ctx: &ErrorContext,
+    ) -> Result<Option<SecretProperties>> {
+        let rsp = match self.client.get_secret(name, None).await {
+            Ok(rsp) => rsp,
+            Err(e) => {
+                let err = self.map_error(&e, ctx);
+                return match err.kind() {
+                    ErrorKind::Disabled | ErrorKind::Forbidden => Ok(None),
+                    _ => Err(err),
+                };
+            }
+        };
+        let mut model = rsp.into_model().map_err(|_| not_a_secret(ctx))?;
+        if let Some(mut value) = model.value.take() {
+            value.zeroize();
+        }
+        Ok(Some(properties_of(
+            model.id.as_deref(),
+            model.attributes.as_ref(),
+            model.content_type.clone(),
+            model.tags.take(),
+            name,
+        )))
     }
 
     /// The identity the vault sees; gets a token first if none was obtained yet.
@@ -671,6 +733,59 @@ fn decode_value(
     result
 }
 
+/// What Key Vault would refuse with `400 BadParameter`, said before sending (the value stays
+/// here: only sizes go into the message).
+fn check_limits(
+    value: &SecretValue,
+    tags: &HashMap<String, String>,
+    ctx: &ErrorContext,
+) -> Result<()> {
+    let bytes = value.expose().len();
+    if bytes > MAX_VALUE_BYTES {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "the value for {} is {bytes} bytes; Key Vault stores at most {MAX_VALUE_BYTES} \
+                 bytes per secret (25,600 characters as Base64)",
+                ctx.subject
+            ),
+        )
+        .with_hint(
+            "store a smaller value: split it over several refs, or keep the data elsewhere \
+             and only its key in the vault",
+        ));
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "{} would carry {} tags; Key Vault allows at most {MAX_TAGS} (hg-keyvault uses \
+                 one for the ref)",
+                ctx.subject,
+                tags.len()
+            ),
+        )
+        .with_hint("pass fewer --tag options"));
+    }
+    let longest = tags
+        .iter()
+        .map(|(k, v)| k.chars().count().max(v.chars().count()))
+        .max()
+        .unwrap_or(0);
+    if longest > MAX_TAG_CHARS {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "a tag of {} is {longest} characters long; Key Vault allows at most \
+                 {MAX_TAG_CHARS} per tag name or value",
+                ctx.subject
+            ),
+        )
+        .with_hint("shorten the tag"));
+    }
+    Ok(())
+}
+
 fn check_usable(p: &SecretProperties, ctx: &ErrorContext) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     if !p.enabled {
@@ -757,6 +872,68 @@ fn expired(ctx: &ErrorContext, not_yet: bool) -> Error {
     ))
 }
 
+/// The secret permission a vault with access policies names in its 403 ("does not have secrets
+/// get permission"): only a known permission word is taken from the server's text.
+fn policy_permission(body: &[u8]) -> Option<&'static str> {
+    const KNOWN: [&str; 8] = [
+        "get", "list", "set", "delete", "recover", "backup", "restore", "purge",
+    ];
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = json.get("error")?.get("message")?.as_str()?;
+    let word = message
+        .split("does not have secrets ")
+        .nth(1)?
+        .split(' ')
+        .next()?;
+    KNOWN.into_iter().find(|k| k.eq_ignore_ascii_case(word))
+}
+
+/// `contoso` for `https://contoso.vault.azure.net/` (what `az keyvault` calls the vault's name).
+fn vault_name(vault: &str) -> Option<String> {
+    let host = url::Url::parse(vault)
+        .ok()?
+        .host_str()?
+        .to_ascii_lowercase();
+    let (name, domain) = host.split_once('.')?;
+    let known = [
+        "vault.azure.net",
+        "vault.azure.cn",
+        "vault.usgovcloudapi.net",
+        "vault.microsoftazure.de",
+    ];
+    known.contains(&domain).then(|| name.to_owned())
+}
+
+fn denied_by_access_policy(ctx: &ErrorContext, code: &str, named: Option<&str>) -> Error {
+    let who = ctx
+        .identity
+        .as_ref()
+        .map_or_else(|| "the identity in use".to_owned(), Identity::describe);
+    let permission = named.unwrap_or(match (ctx.access, &ctx.secret_ref) {
+        (Access::Write, _) => "set",
+        (Access::Read, None) => "list",
+        (Access::Read, Some(_)) => "get",
+    });
+    let object = ctx
+        .identity
+        .as_ref()
+        .and_then(|i| i.object_id.clone().or_else(|| i.client_id.clone()))
+        .unwrap_or_else(|| "<object id>".to_owned());
+    let name = vault_name(&ctx.vault).unwrap_or_else(|| "<vault name>".to_owned());
+    Error::new(
+        ErrorKind::Forbidden,
+        format!(
+            "{who} may not access {} in vault {}: no access policy of the vault grants it the \
+             secrets {permission} permission ({code})",
+            ctx.subject, ctx.vault
+        ),
+    )
+    .with_hint(format!(
+        "the vault uses access policies, not Azure RBAC: grant it with az keyvault set-policy \
+         --name {name} --object-id {object} --secret-permissions {permission}"
+    ))
+}
+
 fn forbidden(ctx: &ErrorContext, code: &str) -> Error {
     let who = ctx
         .identity
@@ -827,9 +1004,15 @@ pub(crate) fn map_http_error(
             ),
         )
         .with_hint("check that the identity belongs to the vault's tenant (AZURE_TENANT_ID, `az login --tenant`)"),
+        // No arms for expired or not-yet-valid secrets: Key Vault returns them (200), and
+        // `check_usable` refuses them.
         403 if has("SecretDisabled") => disabled(ctx),
-        403 if has("SecretExpired") => expired(ctx, false),
-        403 if has("SecretNotYetValid") => expired(ctx, true),
+        // A vault that uses access policies instead of RBAC: "The user, group or application
+        // '...' does not have secrets get permission on key vault '...'", innererror
+        // `ForbiddenByPolicy` (older answers: `AccessDenied`).
+        403 if has("ForbiddenByPolicy") || has("AccessDenied") => {
+            denied_by_access_policy(ctx, &code, policy_permission(body))
+        }
         // The vault's network rules refused the machine: no role assignment would help.
         403 if has("ForbiddenByFirewall") || has("ForbiddenByConnection") => Error::new(
             ErrorKind::Forbidden,
@@ -844,6 +1027,25 @@ pub(crate) fn map_http_error(
         ),
         403 => forbidden(ctx, &code),
         404 => not_found(ctx, &ctx.identity),
+        400 if has("SecretTooLarge") => Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "vault {} refused {}: the value is longer than Key Vault stores ({code})",
+                ctx.vault, ctx.subject
+            ),
+        )
+        .with_hint("store at most 19,200 bytes (25,600 characters as Base64) per secret"),
+        400 if has("BadParameter") => Error::new(
+            ErrorKind::Service,
+            format!(
+                "vault {} refused the request for {} as invalid ({code})",
+                ctx.vault, ctx.subject
+            ),
+        )
+        .with_hint(
+            "check the ref and version; when storing: at most 19,200 bytes per value, \
+             15 tags of at most 512 characters",
+        ),
         409 if has("ObjectIsDeletedButRecoverable") => Error::new(
             ErrorKind::Service,
             format!("{} is deleted but recoverable in vault {}", ctx.subject, ctx.vault),
@@ -1039,21 +1241,103 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_with_inner_codes_maps_to_disabled_and_expired() {
+    fn forbidden_with_secret_disabled_maps_to_disabled() {
         let disabled = br#"{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}"#;
         assert_eq!(
             map_http_error(403, disabled, None, &ctx(Access::Read)).kind(),
             ErrorKind::Disabled
         );
-        let expired = br#"{"error":{"code":"Forbidden","innererror":{"code":"SecretExpired"}}}"#;
+    }
+
+    /// The real body of a vault that uses access policies (message as Microsoft's AKS
+    /// troubleshooting page quotes it; inner code `ForbiddenByPolicy`, older `AccessDenied`).
+    fn policy_body(permission: &str, inner: &str) -> String {
+        format!(
+            r#"{{"error":{{"code":"Forbidden","message":"The user, group or application 'appid=cid-1;oid=oid-1;iss=https://sts.windows.net/tid-1/' does not have secrets {permission} permission on key vault 'contoso;location=westeurope'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287","innererror":{{"code":"{inner}"}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn access_policy_vaults_get_the_set_policy_hint_with_the_permission_they_named() {
+        for inner in ["ForbiddenByPolicy", "AccessDenied"] {
+            let body = policy_body("get", inner);
+            let e = map_http_error(403, body.as_bytes(), None, &ctx(Access::Read));
+            assert_eq!(e.kind(), ErrorKind::Forbidden);
+            assert!(
+                e.message().contains("secrets get permission"),
+                "{}",
+                e.message()
+            );
+            assert!(e.message().contains(inner), "{}", e.message());
+            assert_eq!(
+                e.hint().unwrap(),
+                "the vault uses access policies, not Azure RBAC: grant it with az keyvault \
+                 set-policy --name contoso --object-id oid-1 --secret-permissions get"
+            );
+            assert!(!e.hint().unwrap().contains("role"));
+        }
+        let body = policy_body("set", "ForbiddenByPolicy");
+        let e = map_http_error(403, body.as_bytes(), None, &ctx(Access::Write));
+        assert!(e.hint().unwrap().ends_with("--secret-permissions set"));
+        // A permission word the core does not know is not copied; the access decides.
+        let body = policy_body("x; rm -rf", "AccessDenied");
+        let e = map_http_error(403, body.as_bytes(), None, &ctx(Access::Write));
+        assert!(e.hint().unwrap().ends_with("--secret-permissions set"));
+        assert!(!format!("{e:?}").contains("rm -rf"));
+    }
+
+    #[test]
+    fn vault_names_come_from_known_vault_hosts_only() {
         assert_eq!(
-            map_http_error(403, expired, None, &ctx(Access::Read)).kind(),
-            ErrorKind::Expired
+            vault_name("https://contoso.vault.azure.net/").as_deref(),
+            Some("contoso")
         );
-        let nyv = br#"{"error":{"code":"Forbidden","innererror":{"code":"SecretNotYetValid"}}}"#;
-        let e = map_http_error(403, nyv, None, &ctx(Access::Read));
-        assert_eq!(e.kind(), ErrorKind::Expired);
-        assert!(e.message().contains("not valid yet"));
+        assert_eq!(
+            vault_name("https://x.vault.azure.cn/").as_deref(),
+            Some("x")
+        );
+        assert_eq!(vault_name("https://127.0.0.1:8443/"), None);
+    }
+
+    #[test]
+    fn a_real_400_says_what_was_refused_instead_of_asking_for_a_bug_report() {
+        // The service's answer to a value over 25,600 characters.
+        let body = br#"{"error":{"code":"BadParameter","message":"Secret is beyond the maximum permitted length of 25600 characters.","innererror":{"code":"SecretTooLarge"}}}"#;
+        let e = map_http_error(400, body, None, &ctx(Access::Write));
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert!(e.message().contains("SecretTooLarge"), "{}", e.message());
+        assert!(e.hint().unwrap().contains("19,200 bytes"));
+        let other = br#"{"error":{"code":"BadParameter","message":"whatever"}}"#;
+        let e = map_http_error(400, other, None, &ctx(Access::Write));
+        assert_eq!(e.kind(), ErrorKind::Service);
+        assert!(!e.hint().unwrap().contains("bug"), "{:?}", e.hint());
+    }
+
+    #[test]
+    fn limits_are_checked_before_sending() {
+        let c = ctx(Access::Write);
+        let tags = |n: usize, len: usize| -> HashMap<String, String> {
+            (0..n).map(|i| (format!("t{i}"), "v".repeat(len))).collect()
+        };
+        let fits = SecretValue::new(vec![7u8; MAX_VALUE_BYTES]);
+        check_limits(&fits, &tags(15, 512), &c).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(fits.expose());
+        assert_eq!(encoded.len(), MAX_STORED_VALUE_CHARS);
+        let big = SecretValue::new(vec![7u8; MAX_VALUE_BYTES + 1]);
+        let e = check_limits(&big, &tags(1, 1), &c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert!(e.message().contains("19201 bytes"), "{}", e.message());
+        assert!(
+            e.message().contains("at most 19200 bytes"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(
+            check_limits(&fits, &tags(16, 1), &c).unwrap_err().kind(),
+            ErrorKind::TooLarge
+        );
+        let e = check_limits(&fits, &tags(1, 513), &c).unwrap_err();
+        assert!(e.message().contains("513 characters"), "{}", e.message());
     }
 
     #[test]

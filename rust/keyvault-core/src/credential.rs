@@ -631,6 +631,8 @@ impl LinkFailure {
                 found = Some(LinkFailure::Fatal(chain.0.clone()));
             } else if let Some(t) = e.downcast_ref::<TransportFailure>() {
                 found = Some(LinkFailure::Unreachable(t.to_string()));
+            } else if let Some(entra) = e.downcast_ref::<crate::entra_error::EntraError>() {
+                found = Some(LinkFailure::Other(entra.to_string()));
             } else if let Some(az) = e.downcast_ref::<azure_core::Error>() {
                 if let azure_core::error::ErrorKind::HttpResponse { status: s, .. } = az.kind() {
                     status.get_or_insert(u16::from(*s));
@@ -646,6 +648,14 @@ impl LinkFailure {
             };
         }
         let text = sanitize_sdk_message(&err.to_string());
+        if text.contains("expires_on field not found") {
+            // azure_identity's AzureCliCredential reads `expires_on`, which az has from 2.54.0.
+            return LinkFailure::Other(
+                "the Azure CLI is older than 2.54.0 (`az account get-access-token` has no \
+                 expires_on): upgrade it (az upgrade)"
+                    .to_owned(),
+            );
+        }
         match status {
             Some(s) => LinkFailure::Other(format!("HTTP {s}: {text}")),
             None => LinkFailure::Other(text),

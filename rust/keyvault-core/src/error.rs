@@ -36,6 +36,8 @@ pub enum ErrorKind {
     Throttled,
     /// The service failed (5xx) or answered something the core does not understand.
     Service,
+    /// A value, its tags or its content type exceed what the vault stores.
+    TooLarge,
 }
 
 impl ErrorKind {
@@ -53,6 +55,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Throttled => "throttled",
             ErrorKind::Service => "service",
+            ErrorKind::TooLarge => "too-large",
         }
     }
 }

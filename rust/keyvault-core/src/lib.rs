@@ -15,6 +15,8 @@ pub mod challenge;
 pub mod config;
 #[cfg(feature = "azure")]
 pub mod credential;
+#[cfg(feature = "azure")]
+mod entra_error;
 pub mod error;
 #[cfg(feature = "azure")]
 mod kernel_keys;

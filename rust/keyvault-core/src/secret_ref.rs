@@ -222,10 +222,15 @@ fn parse_vault_id(text: &str) -> std::result::Result<SecretRef, String> {
     if host.is_empty() {
         return Err("it has no host".into());
     }
+    // One trailing slash is allowed: the service accepts `/secrets/NAME/` and
+    // `/secrets/NAME/VERSION/` (the REST spec's paths end with `{secret-version}`, which may be
+    // empty), and identifiers copied from tools and portals sometimes end with one.
     let path = url.path();
+    let path = path.strip_suffix('/').unwrap_or(path);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (name, version) =
         match segments.as_slice() {
+            ["secrets"] => ("", None),
             ["secrets", name] => (*name, None),
             ["secrets", name, version] => (*name, Some(*version)),
             _ => return Err(
@@ -302,6 +307,21 @@ mod tests {
         .unwrap();
         assert_eq!(r.vault_url().unwrap().as_str(), "https://127.0.0.1:8443/");
         assert_eq!(r.version(), Some("0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn vault_ids_with_a_trailing_slash_parse() {
+        let r = SecretRef::parse("https://contoso.vault.azure.net/secrets/ci-pass/").unwrap();
+        let SecretRef::VaultId(v) = &r else { panic!() };
+        assert_eq!(v.name(), "ci-pass");
+        assert_eq!(v.version(), None);
+        let r =
+            SecretRef::parse("https://contoso.vault.azure.net/secrets/ci-pass/0123abcd/").unwrap();
+        let SecretRef::VaultId(v) = &r else { panic!() };
+        assert_eq!(v.name(), "ci-pass");
+        assert_eq!(v.version(), Some("0123abcd"));
+        // Only one: an empty segment is still an error.
+        assert!(SecretRef::parse("https://contoso.vault.azure.net/secrets/ci-pass//").is_err());
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// Properties of the current version; disabled and expired secrets still answer.
     fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties>;
 
-    /// Every version, oldest first (the last one is the current version).
+    /// Every version, oldest first, the current version last.
     fn versions(&self, secret_ref: &SecretRef) -> Result<Vec<SecretProperties>>;
 
     /// Every secret of the store (Key Vault: all of them; the keyring: those hg-keyvault wrote).

@@ -79,10 +79,6 @@ impl CachedToken {
     fn is_fresh(&self, now: OffsetDateTime) -> bool {
         now < self.fresh_until
     }
-
-    fn same_token(&self, other: &CachedToken) -> bool {
-        self.token.token.secret() == other.token.token.secret()
-    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -259,8 +255,13 @@ impl TokenCache {
     /// The vault refused `bad` (401): forget it, here and in the kernel keyring, unless another
     /// process has already replaced it.
     pub(crate) fn invalidate(&self, bad: &CachedToken) {
+        self.invalidate_token(bad.token.token.secret());
+    }
+
+    /// [`Self::invalidate`] by the token's text (what a refused request carried).
+    pub(crate) fn invalidate_token(&self, bad: &str) {
         if let Ok(mut m) = self.memory.lock() {
-            if m.as_ref().is_some_and(|t| t.same_token(bad)) {
+            if m.as_ref().is_some_and(|t| t.token.token.secret() == bad) {
                 // Keep what the challenge said; only the token is bad.
                 if let Some(t) = m.as_mut() {
                     t.fresh_until = OffsetDateTime::UNIX_EPOCH;
@@ -268,7 +269,10 @@ impl TokenCache {
             }
         }
         if let Some(kernel) = &self.kernel {
-            if self.read_kernel().is_some_and(|t| t.same_token(bad)) {
+            if self
+                .read_kernel()
+                .is_some_and(|t| t.token.token.secret() == bad)
+            {
                 kernel.remove(&self.description());
             }
         }

@@ -12,6 +12,9 @@
 //!   sent to a host outside the challenge's domain.
 //! - A 401 to a cached token drops it from the cache and goes back to the SDK's policy, whose
 //!   challenge handler then asks the cache, which fetches a new token.
+//! - Requests the SDK's policy authorized itself (PUT, DELETE) carry a token from the cache too:
+//!   a 401 to one drops it and sends the request once more with a fresh token (the SDK's only
+//!   retry after a 401 is spent on its challenge probe when the client is new).
 
 use crate::challenge;
 use crate::token_cache::TokenCache;
@@ -45,6 +48,49 @@ impl CachedTokenPolicy {
     }
 }
 
+impl CachedTokenPolicy {
+    /// A request the SDK's policy authorized (PUT, DELETE, or a GET of a warm client) with a
+    /// token from the cache. A 401 drops that token and the request is sent again, once, with a
+    /// fresh one: the SDK's own retry after a 401 may already be spent (a new client's first
+    /// PUT is the challenge probe, and its retry is this request).
+    async fn send_authorized(
+        &self,
+        ctx: &Context<'_>,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let response = next[0].send(ctx, request, &next[1..]).await?;
+        let refused = (response.status() == StatusCode::Unauthorized
+            && request.url().origin() == self.origin)
+            .then(|| request.headers().get_optional_str(&AUTHORIZATION))
+            .flatten()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let Some(refused) = refused.map(zeroize::Zeroizing::new) else {
+            return Ok(response);
+        };
+        self.tokens.invalidate_token(&refused);
+        let Some(scope) = self.tokens.known_scope().filter(|s| self.scope_allowed(s)) else {
+            return Ok(response);
+        };
+        let fresh = self.tokens.token_for(&scope, None).await?;
+        if fresh.token.token.secret() == refused.as_str() {
+            return Ok(response);
+        }
+        drop(response);
+        request.insert_header(
+            AUTHORIZATION,
+            format!("Bearer {}", fresh.token.token.secret()),
+        );
+        request.body_mut().reset().await?;
+        let response = next[0].send(ctx, request, &next[1..]).await?;
+        if response.status() == StatusCode::Unauthorized {
+            self.tokens.invalidate(&fresh);
+        }
+        Ok(response)
+    }
+}
+
 #[async_trait::async_trait]
 impl Policy for CachedTokenPolicy {
     async fn send(
@@ -57,7 +103,7 @@ impl Policy for CachedTokenPolicy {
             && request.headers().get_optional_str(&AUTHORIZATION).is_none()
             && request.url().origin() == self.origin;
         if !ours {
-            return next[0].send(ctx, request, &next[1..]).await;
+            return self.send_authorized(ctx, request, next).await;
         }
         let cached = match self.tokens.fresh(None) {
             Some(t) => t,

@@ -8,6 +8,7 @@
 //! refused port behind a minute of silence.
 
 use crate::config::VaultConfig;
+use crate::entra_error;
 use crate::error::{Error, ErrorKind, Result};
 use azure_core::http::{
     headers::{
@@ -419,33 +420,54 @@ impl Policy for CallPolicy {
         ) {
             op.record_request_id(display_url(request.url()), id);
         }
-        let mut attempt = 1;
-        loop {
-            let response = next[0].send(ctx, request, &next[1..]).await?;
-            let status = response.status();
-            if !is_retryable(status) || attempt >= MAX_ATTEMPTS {
-                return Ok(response);
+        let response = send_with_retries(ctx, request, next, operation.as_ref()).await?;
+        if u16::from(response.status()) >= 400 && entra_error::is_token_endpoint(request.url()) {
+            // Read Entra's error here: the SDK's parser fails on its escaped description.
+            let (status, headers, body) = response.deconstruct();
+            let bytes = body.collect().await?;
+            if let Some(e) = entra_error::from_response(u16::from(status), &bytes) {
+                return Err(azure_core::Error::new(
+                    azure_core::error::ErrorKind::Credential,
+                    e,
+                ));
             }
-            let asked = retry_after(response.headers());
-            let wait = asked.unwrap_or_else(|| backoff(attempt));
-            let remaining = operation
-                .as_ref()
-                .map_or(Duration::from_secs(2), |op| op.remaining());
-            if wait >= remaining {
-                if let Some(asked) = asked {
-                    let url = display_url(request.url());
-                    let left = operation.as_ref().map(|op| op.timeout);
-                    return Err(azure_core::Error::new(
-                        azure_core::error::ErrorKind::Other,
-                        throttled(&url, status, asked, left),
-                    ));
-                }
-                return Ok(response);
-            }
-            drop(response);
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+            return Ok(AsyncRawResponse::from_bytes(status, headers, bytes));
         }
+        Ok(response)
+    }
+}
+
+/// Sends `request`, retrying 429/5xx answers while the operation's deadline allows.
+async fn send_with_retries(
+    ctx: &Context<'_>,
+    request: &mut Request,
+    next: &[Arc<dyn Policy>],
+    operation: Option<&Arc<Operation>>,
+) -> PolicyResult {
+    let mut attempt = 1;
+    loop {
+        let response = next[0].send(ctx, request, &next[1..]).await?;
+        let status = response.status();
+        if !is_retryable(status) || attempt >= MAX_ATTEMPTS {
+            return Ok(response);
+        }
+        let asked = retry_after(response.headers());
+        let wait = asked.unwrap_or_else(|| backoff(attempt));
+        let remaining = operation.map_or(Duration::from_secs(2), |op| op.remaining());
+        if wait >= remaining {
+            if let Some(asked) = asked {
+                let url = display_url(request.url());
+                let left = operation.map(|op| op.timeout);
+                return Err(azure_core::Error::new(
+                    azure_core::error::ErrorKind::Other,
+                    throttled(&url, status, asked, left),
+                ));
+            }
+            return Ok(response);
+        }
+        drop(response);
+        tokio::time::sleep(wait).await;
+        attempt += 1;
     }
 }
 

@@ -337,6 +337,37 @@ fn azure_cli_link_runs_az_from_the_chain_path() {
 }
 
 #[test]
+fn an_az_without_expires_on_is_named_as_too_old() {
+    let emu = Emulator::start(&[]);
+    let bin = tempfile::tempdir().unwrap();
+    // What `az account get-access-token` prints before 2.54.0: no `expires_on`.
+    write_script(
+        &bin.path().join("az"),
+        "#!/bin/sh\ncat <<'JSON'\n{\"accessToken\": \"x.y.z\", \"expiresOn\": \
+         \"2099-01-01 00:00:00.000000\", \"subscription\": \"s\", \"tenant\": \"t\", \
+         \"tokenType\": \"Bearer\"}\nJSON\n",
+    );
+    let env =
+        CredentialEnv::from_pairs([("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))]);
+    let mut config = emu.config();
+    config.credential = CredentialChoice::AzureCli;
+    config.token_cache = false;
+    let err = Session::with_env(&config, env)
+        .unwrap()
+        .get(&r("secret://cli/old"), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+    assert!(
+        err.message().contains(
+            "azure-cli: failed: the Azure CLI is older than 2.54.0 (`az account \
+             get-access-token` has no expires_on): upgrade it (az upgrade)"
+        ),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
 fn a_pinned_choice_uses_only_that_link() {
     let emu = Emulator::start(&[]);
     let bin = tempfile::tempdir().unwrap();
@@ -502,6 +533,201 @@ fn disabled_and_expired_secrets() {
     assert_eq!(err.kind(), ErrorKind::Expired, "{err:?}");
     assert!(err.message().contains("has expired"));
     assert_redacted(&err);
+    // The vault answered 200 (it returns expired secrets): the refusal is the core's own.
+    let last = emu.request_log().pop().unwrap();
+    assert_eq!(
+        (last["method"].as_str(), last["status"].as_u64()),
+        (Some("GET"), Some(200))
+    );
+    assert!(s
+        .properties(&r("secret://state/expired"))
+        .unwrap()
+        .expires
+        .is_some());
+
+    let p = s
+        .set(
+            &r("secret://state/early"),
+            &SecretValue::from(DISTINCTIVE),
+            SetOptions::default(),
+        )
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    common::runtime().block_on(common_sdk::not_before(&emu, &p.name, later));
+    let err = s.get(&r("secret://state/early"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Expired, "{err:?}");
+    assert!(
+        err.message().contains("is not valid yet"),
+        "{}",
+        err.message()
+    );
+    assert_redacted(&err);
+}
+
+#[test]
+fn values_over_the_size_limit_are_refused_before_sending() {
+    let emu = Emulator::start(&[]);
+    let s = session(&emu, "officer");
+    let fits = SecretValue::from(vec![b'x'; 19_200]);
+    s.set(&r("secret://size/fits"), &fits, SetOptions::default())
+        .unwrap();
+    assert_eq!(s.get(&r("secret://size/fits"), None).unwrap().value, fits);
+    let before = emu.request_log().len();
+    let err = s
+        .set(
+            &r("secret://size/big"),
+            &SecretValue::from(vec![b'x'; 19_201]),
+            SetOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err:?}");
+    assert!(
+        err.message().contains("at most 19200 bytes"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(emu.request_log().len(), before, "nothing was sent");
+    let tags: BTreeMap<String, String> = (0..15).map(|i| (format!("t{i}"), "v".into())).collect();
+    let err = s
+        .set(
+            &r("secret://size/tags"),
+            &SecretValue::from("v"),
+            SetOptions {
+                tags,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err:?}");
+    assert!(err.message().contains("16 tags"), "{}", err.message());
+}
+
+#[test]
+fn an_access_policy_vault_gets_the_set_policy_hint() {
+    let emu = Emulator::start(&[]);
+    session(&emu, "officer")
+        .set(
+            &r("secret://ap/x"),
+            &SecretValue::from("v"),
+            SetOptions::default(),
+        )
+        .unwrap();
+    emu.set_permission_model("access-policy");
+    let oid = emu.object_id("nobody");
+    let err = session(&emu, "nobody")
+        .get(&r("secret://ap/x"), None)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    assert!(
+        err.message().contains("ForbiddenByPolicy"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("secrets get permission"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        err.hint().unwrap(),
+        format!(
+            "the vault uses access policies, not Azure RBAC: grant it with az keyvault \
+             set-policy --name <vault name> --object-id {oid} --secret-permissions get"
+        )
+    );
+    let err = session(&emu, "reader")
+        .set(
+            &r("secret://ap/x"),
+            &SecretValue::from("v"),
+            SetOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.hint().unwrap().ends_with("--secret-permissions set"),
+        "{:?}",
+        err.hint()
+    );
+}
+
+#[test]
+fn the_current_version_is_what_a_get_without_version_returns() {
+    let emu = Emulator::start(&[]);
+    let s = session(&emu, "officer");
+    // Two versions in one `created` second, listed newest first: a sort on `created` keeps
+    // the list's order and would call the older one current.
+    emu.freeze_clock(Some(1_700_000_000));
+    let secret_ref = r("secret://rot/x");
+    let first = s
+        .set(&secret_ref, &SecretValue::from("1"), SetOptions::default())
+        .unwrap();
+    let second = s
+        .set(&secret_ref, &SecretValue::from("2"), SetOptions::default())
+        .unwrap();
+    assert_eq!(first.created, second.created);
+    assert_eq!(s.properties(&secret_ref).unwrap().version, second.version);
+    let versions = s.versions(&secret_ref).unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions.last().unwrap().version, second.version);
+}
+
+#[test]
+fn a_401_to_a_cached_token_on_put_and_delete_fetches_a_fresh_one() {
+    let emu = Emulator::start(&[]);
+    let mut config = emu.config();
+    config.token_cache = true;
+    let warm = Session::with_env(&config, emu.secret_env("officer")).unwrap();
+    warm.set(
+        &r("secret://revoked/x"),
+        &SecretValue::from("v"),
+        SetOptions::default(),
+    )
+    .unwrap();
+    let officer = emu.client_id("officer");
+    for (method, op) in [("PUT", "set"), ("DELETE", "delete")] {
+        // A new session (a new process): its first request takes the cached token.
+        let s = Session::with_env(&config, emu.secret_env("officer")).unwrap();
+        emu.set_faults(json!([{"target": "vault", "kind": "status", "status": 401,
+                               "count": 1, "principal": officer}]));
+        let before = emu.request_log().len();
+        if op == "set" {
+            s.set(
+                &r("secret://revoked/x"),
+                &SecretValue::from("w"),
+                SetOptions::default(),
+            )
+            .unwrap();
+        } else {
+            s.delete(&r("secret://revoked/x")).unwrap();
+        }
+        let seen: Vec<(String, u64)> = emu.request_log()[before..]
+            .iter()
+            .map(|l| {
+                (
+                    format!(
+                        "{} {}",
+                        l["target"].as_str().unwrap(),
+                        l["method"].as_str().unwrap()
+                    ),
+                    l["status"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        // The challenge probe (401), the cached token refused (401), then a fresh token and
+        // the retry. (Without the kernel keyring the session fetches its first token after
+        // the probe: the refused one is then that token, and the end is the same.)
+        let refused = seen
+            .iter()
+            .rposition(|(what, status)| what == &format!("vault {method}") && *status == 401)
+            .unwrap_or_else(|| panic!("{op}: no 401 in {seen:?}"));
+        assert_eq!(
+            seen[refused + 1..],
+            [
+                ("token POST".to_owned(), 200),
+                (format!("vault {method}"), 200)
+            ],
+            "{op}: {seen:?}"
+        );
+    }
 }
 
 #[test]
@@ -551,7 +777,16 @@ fn token_endpoint_failures_are_unauthenticated_when_pinned() {
         "{}",
         err.message()
     );
-    assert!(err.message().contains("AADSTS7000215"));
+    // Entra's body has `\r\n` in its description, which the SDK cannot parse: the core reads
+    // it, and the user gets the status, the code and the first line, not a serde message.
+    assert!(
+        err.message()
+            .contains("environment: failed: HTTP 401 invalid_client: AADSTS7000215: Invalid client secret provided."),
+        "{}",
+        err.message()
+    );
+    assert!(!err.message().contains("Trace ID"), "{}", err.message());
+    assert!(!err.message().contains("borrowed"), "{}", err.message());
     assert_redacted(&err);
 }
 
@@ -824,6 +1059,20 @@ mod common_sdk {
         };
         client(emu)
             .set_secret(name, params.try_into().unwrap(), None)
+            .await
+            .unwrap();
+    }
+
+    pub async fn not_before(emu: &Emulator, name: &str, at: time::OffsetDateTime) {
+        let params = UpdateSecretPropertiesParameters {
+            secret_attributes: Some(SecretAttributes {
+                not_before: Some(at),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        client(emu)
+            .update_secret_properties(name, params.try_into().unwrap(), None)
             .await
             .unwrap();
     }

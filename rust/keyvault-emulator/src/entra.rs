@@ -11,7 +11,13 @@ use serde_json::{json, Value};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// An AAD-style error body, e.g. `AADSTS7000215: Invalid client secret provided.`
+/// An Entra ID error body as the token endpoint sends it. The shape (and the `\r\n` between the
+/// description and its Trace ID / Correlation ID / Timestamp lines) is Microsoft's own sample error
+/// response in the Microsoft identity platform's OAuth 2.0 docs (MicrosoftDocs/azure-docs,
+/// "Handling error codes in your application" and the auth code flow's "Error response"):
+/// `"error_description": "AADSTS70011: ... is not valid.\r\nTrace ID: ...\r\nCorrelation ID:
+/// ...\r\nTimestamp: 2016-01-09 02:02:12Z"`, with `error_codes`, `timestamp`, `trace_id`,
+/// `correlation_id` and `error_uri`. Those escapes are what clients must be able to parse.
 fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Resp {
     let trace_id = new_uuid();
     let correlation_id = new_uuid();
@@ -25,8 +31,8 @@ fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Resp {
         &json!({
             "error": error,
             "error_description": format!(
-                "AADSTS{code}: {text} Trace ID: {trace_id} Correlation ID: {correlation_id} \
-                 Timestamp: {timestamp}"
+                "AADSTS{code}: {text}\r\nTrace ID: {trace_id}\r\nCorrelation ID: \
+                 {correlation_id}\r\nTimestamp: {timestamp}"
             ),
             "error_codes": [code],
             "timestamp": timestamp,

@@ -47,6 +47,10 @@ struct Args {
     /// A fault as a JSON object (repeatable), same format as POST /_emulator/faults.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
+    /// The vault's permission model: `rbac` (403 ForbiddenByRbac) or `access-policy` (403
+    /// ForbiddenByPolicy, "does not have secrets get permission").
+    #[arg(long, default_value = "rbac", value_parser = ["rbac", "access-policy"])]
+    permission_model: String,
     /// Lifetime (expires_in) of issued access tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: u64,
@@ -111,6 +115,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         counts: Mutex::default(),
         log: request_log::RequestLog::open(&log_path)
             .map_err(|e| format!("cannot open request log {}: {e}", log_path.display()))?,
+        access_policies: (args.permission_model == "access-policy").into(),
+        frozen_clock: Mutex::new(None),
     });
 
     let ready = json!({
@@ -126,6 +132,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         "pid": std::process::id(),
         "port": port,
         "principals": app.principals,
+        "permission_model": args.permission_model,
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
     let server = tokio::spawn(server::accept_loop(app, listener, acceptor));

@@ -45,6 +45,21 @@ impl Action {
     }
 }
 
+impl Action {
+    /// The secret permission of an access policy that allows the action (what a vault using
+    /// access policies names in its 403: "does not have secrets get permission").
+    pub fn policy_permission(self) -> &'static str {
+        match self {
+            Action::GetSecret => "get",
+            Action::ReadMetadata | Action::ReadDeleted => "list",
+            Action::SetSecret | Action::Update => "set",
+            Action::Delete => "delete",
+            Action::Recover => "recover",
+            Action::Purge => "purge",
+        }
+    }
+}
+
 impl Principal {
     pub fn may(&self, action: Action) -> bool {
         let officer = self.roles.contains(&ROLE_OFFICER);

@@ -6,7 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::app::App;
-use crate::http::{empty, json, kv_error, now, query_get, Resp};
+use crate::http::{empty, json, kv_error, query_get, Resp};
 use crate::principals::{Action, Principal};
 use hyper::Method;
 use serde_json::{json, Map, Value};
@@ -16,6 +16,15 @@ pub const RESOURCE: &str = "https://vault.azure.net";
 const DEFAULT_API_VERSION: &str = "7.6";
 const MAX_PAGE: usize = 25;
 const RECOVERABLE_DAYS: i64 = 90;
+/// Service limits, from Microsoft's "About Azure Key Vault secrets" and the service's own answer:
+/// a value over 25,600 characters gets `400 BadParameter` "Secret is beyond the maximum permitted
+/// length of 25600 characters." with innererror `SecretTooLarge` (as `az keyvault secret set`
+/// users have reported it, e.g. Azure/azure-cli#5639); a content type holds at most 255
+/// characters; an object at most 15 tags of at most 512 characters each (name and value).
+pub const MAX_VALUE_CHARS: usize = 25_600;
+pub const MAX_CONTENT_TYPE_CHARS: usize = 255;
+pub const MAX_TAGS: usize = 15;
+pub const MAX_TAG_CHARS: usize = 512;
 const RBAC_SCOPE: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/\
                           hg-keyvault-emulator/providers/microsoft.keyvault/vaults/emulator";
 
@@ -35,7 +44,8 @@ struct Version {
 #[derive(Debug, Clone)]
 struct Secret {
     name: String,
-    /// In creation order; the last one is the current version.
+    /// In creation order; the last one is the current version (the list API does not show
+    /// this order, see `Route::Versions`).
     versions: Vec<Version>,
 }
 
@@ -149,8 +159,12 @@ fn unauthorized(app: &App, invalid: bool, message: &str) -> Resp {
     resp
 }
 
-/// The 403 Key Vault's RBAC answers with when the caller lacks the data action.
+/// The 403 Key Vault answers with when the caller lacks the data action: the RBAC body, or on a
+/// vault that uses access policies the policy body.
 pub fn forbidden(app: &App, principal: &Principal, action: Action, name: Option<&str>) -> Resp {
+    if app.access_policies() {
+        return forbidden_by_policy(app, principal, action);
+    }
     let resource = match name {
         Some(n) => format!("{RBAC_SCOPE}/secrets/{n}"),
         None => RBAC_SCOPE.to_string(),
@@ -168,6 +182,26 @@ pub fn forbidden(app: &App, principal: &Principal, action: Action, name: Option<
         resource.to_lowercase(),
     );
     kv_error(403, "Forbidden", &message, Some("ForbiddenByRbac"))
+}
+
+/// The 403 of a vault whose permission model is access policies. Message and inner code as the
+/// service sends them: "The user, group or application 'appid=...;oid=...;iss=...' does not have
+/// secrets get permission on key vault '<vault>;location=<region>'. For help resolving this
+/// issue, please see https://go.microsoft.com/fwlink/?linkid=2125287" (Microsoft's AKS
+/// troubleshooting page for the Key Vault secrets provider quotes it with innererror
+/// `AccessDenied`; current vaults send `ForbiddenByPolicy`, as recorded in public Key Vault
+/// emulators' notes of real traffic).
+fn forbidden_by_policy(app: &App, principal: &Principal, action: Action) -> Resp {
+    let message = format!(
+        "The user, group or application 'appid={};oid={};iss=https://sts.windows.net/{}/' does \
+         not have secrets {} permission on key vault 'emulator;location=westeurope'. For help \
+         resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+        principal.client_id,
+        principal.object_id,
+        app.tenant_id,
+        action.policy_permission(),
+    );
+    kv_error(403, "Forbidden", &message, Some("ForbiddenByPolicy"))
 }
 
 fn not_found(name: &str) -> Resp {
@@ -280,6 +314,16 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Resp> {
 fn apply_properties(v: &mut Version, body: &Map<String, Value>) -> Result<(), Resp> {
     if let Some(ct) = body.get("contentType") {
         v.content_type = ct.as_str().map(str::to_string);
+        if v.content_type
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_CONTENT_TYPE_CHARS)
+        {
+            // The limit is documented; the service's message text for it is not (ours).
+            return Err(bad_parameter(&format!(
+                "The content type is beyond the maximum permitted length of \
+                 {MAX_CONTENT_TYPE_CHARS} characters."
+            )));
+        }
     }
     if let Some(tags) = body.get("tags") {
         v.tags = match tags {
@@ -287,6 +331,7 @@ fn apply_properties(v: &mut Version, body: &Map<String, Value>) -> Result<(), Re
             Value::Object(m) if m.values().all(Value::is_string) => Some(m.clone()),
             _ => return Err(bad_parameter("Tags must be a map of strings.")),
         };
+        check_tags(v.tags.as_ref())?;
     }
     if let Some(attrs) = body.get("attributes").and_then(Value::as_object) {
         if let Some(e) = attrs.get("enabled").and_then(Value::as_bool) {
@@ -305,6 +350,38 @@ fn apply_properties(v: &mut Version, body: &Map<String, Value>) -> Result<(), Re
         }
     }
     Ok(())
+}
+
+/// At most `MAX_TAGS` tags, names and values at most `MAX_TAG_CHARS` characters. The service
+/// answers `400 BadParameter`; the message text is ours (not verified against real traffic).
+fn check_tags(tags: Option<&Map<String, Value>>) -> Result<(), Resp> {
+    let Some(tags) = tags else { return Ok(()) };
+    if tags.len() > MAX_TAGS {
+        return Err(bad_parameter(&format!(
+            "The number of tags ({}) is beyond the maximum permitted number of {MAX_TAGS}.",
+            tags.len()
+        )));
+    }
+    let too_long = |s: &str| s.chars().count() > MAX_TAG_CHARS;
+    if tags
+        .iter()
+        .any(|(k, v)| too_long(k) || v.as_str().is_some_and(too_long))
+    {
+        return Err(bad_parameter(&format!(
+            "A tag name or value is beyond the maximum permitted length of {MAX_TAG_CHARS} \
+             characters."
+        )));
+    }
+    Ok(())
+}
+
+fn secret_too_large() -> Resp {
+    kv_error(
+        400,
+        "BadParameter",
+        &format!("Secret is beyond the maximum permitted length of {MAX_VALUE_CHARS} characters."),
+        Some("SecretTooLarge"),
+    )
 }
 
 fn new_version_id() -> String {
@@ -382,7 +459,7 @@ fn dispatch(
     path: &str,
     body: &[u8],
 ) -> Result<Resp, Resp> {
-    let now = now();
+    let now = ctx.app.clock();
     Ok(match route {
         Route::Set(name) => {
             let key = name.to_lowercase();
@@ -404,6 +481,9 @@ fn dispatch(
                     "Property 'value' is required and must be a string.",
                 ));
             };
+            if value.chars().count() > MAX_VALUE_CHARS {
+                return Err(secret_too_large());
+            }
             let mut v = Version {
                 id: new_version_id(),
                 value: value.to_string(),
@@ -436,25 +516,19 @@ fn dispatch(
                     .find(|v| v.id.eq_ignore_ascii_case(id))
                     .ok_or_else(|| not_found(&format!("{name}/{id}")))?,
             };
-            let forbid = |msg: &str, inner| Err(kv_error(403, "Forbidden", msg, Some(inner)));
             if !v.enabled {
-                return forbid(
+                return Err(kv_error(
+                    403,
+                    "Forbidden",
                     "Operation get is not allowed on a disabled secret.",
-                    "SecretDisabled",
-                );
+                    Some("SecretDisabled"),
+                ));
             }
-            if v.exp.is_some_and(|exp| exp <= now) {
-                return forbid(
-                    "Operation get is not allowed on an expired secret.",
-                    "SecretExpired",
-                );
-            }
-            if v.nbf.is_some_and(|nbf| nbf > now) {
-                return forbid(
-                    "Operation get is not allowed on a secret that is not yet valid.",
-                    "SecretNotYetValid",
-                );
-            }
+            // No check of `exp`/`nbf`: Key Vault returns expired and not-yet-valid secrets with
+            // 200; the attributes are informational ("About Azure Key Vault secrets": exp "is
+            // for informational purposes only as it informs users of key vault service that a
+            // particular secret may not be used"; the same for nbf). Refusing them is the
+            // client's job.
             json(200, &ctx.bundle(s, v, true, true))
         }
         Route::Update(name, version) => {
@@ -490,9 +564,13 @@ fn dispatch(
                 .live
                 .get(&name.to_lowercase())
                 .ok_or_else(|| not_found(name))?;
+            // Newest first, not in creation order: the service's list order is not creation
+            // order, and `created` has one-second resolution, so neither the list's order nor a
+            // sort on `created` names the current version (a GET without version does).
             let items = s
                 .versions
                 .iter()
+                .rev()
                 .map(|v| ctx.bundle(s, v, false, true))
                 .collect();
             ctx.page(path, items)

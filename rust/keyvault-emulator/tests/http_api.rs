@@ -222,3 +222,210 @@ fn refuse_fault_fails_connections_fast_and_sigterm_exits_cleanly() {
     );
     assert!(emu.terminate().success());
 }
+
+fn put(emu: &Emulator, token: &str, name: &str, body: Value) -> reqwest::blocking::Response {
+    emu.http
+        .put(emu.url(&format!("/secrets/{name}?api-version=7.6")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn expired_and_not_yet_valid_secrets_are_returned_as_key_vault_does() {
+    let emu = Emulator::start(&[]);
+    let token = emu.token("officer");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (name, attributes) in [
+        ("old", json!({"exp": now - 60})),
+        ("early", json!({"nbf": now + 3600})),
+    ] {
+        let r = put(
+            &emu,
+            &token,
+            name,
+            json!({"value": VALUE, "attributes": attributes}),
+        );
+        assert_eq!(r.status(), 200);
+        let got = emu
+            .http
+            .get(emu.url(&format!("/secrets/{name}?api-version=7.6")))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(got.status(), 200, "{name}");
+        let got: Value = got.json().unwrap();
+        assert_eq!(got["value"], VALUE);
+        assert_eq!(got["attributes"].get("exp").is_some(), name == "old");
+    }
+}
+
+#[test]
+fn sizes_over_the_service_limits_get_bad_parameter() {
+    let emu = Emulator::start(&[]);
+    let token = emu.token("officer");
+    assert_eq!(
+        put(&emu, &token, "fits", json!({"value": "x".repeat(25_600)})).status(),
+        200
+    );
+    let r = put(&emu, &token, "big", json!({"value": "x".repeat(25_601)}));
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "code": "BadParameter",
+            "message": "Secret is beyond the maximum permitted length of 25600 characters.",
+            "innererror": {"code": "SecretTooLarge"}
+        }})
+    );
+    let many: serde_json::Map<String, Value> =
+        (0..16).map(|i| (format!("t{i}"), json!("v"))).collect();
+    let long = json!({"t": "v".repeat(513)});
+    for body in [
+        json!({"value": "v", "tags": many}),
+        json!({"value": "v", "tags": long}),
+        json!({"value": "v", "contentType": "c".repeat(256)}),
+    ] {
+        let r = put(&emu, &token, "props", body);
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["error"]["code"], "BadParameter");
+    }
+    // The same limits hold for an update.
+    let r = emu
+        .http
+        .patch(emu.url("/secrets/fits/?api-version=7.6"))
+        .bearer_auth(&token)
+        .json(&json!({"tags": {"t": "v".repeat(513)}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn an_access_policy_vault_answers_forbidden_by_policy_naming_the_permission() {
+    let emu = Emulator::start(&["--permission-model", "access-policy"]);
+    assert_eq!(emu.ready["permission_model"], "access-policy");
+    let r = put(&emu, &emu.token("reader"), "x", json!({"value": "v"}));
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "Forbidden");
+    assert_eq!(body["error"]["innererror"]["code"], "ForbiddenByPolicy");
+    let msg = body["error"]["message"].as_str().unwrap();
+    let reader = emu.principal("reader");
+    assert!(
+        msg.starts_with(&format!(
+            "The user, group or application 'appid={};oid={};iss=https://sts.windows.net/",
+            reader["client_id"].as_str().unwrap(),
+            reader["object_id"].as_str().unwrap()
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("does not have secrets set permission on key vault"),
+        "{msg}"
+    );
+
+    // The control API switches the model back (and forth).
+    let r = emu
+        .http
+        .put(emu.url("/_emulator/permission-model"))
+        .json(&json!({"model": "rbac"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = put(&emu, &emu.token("reader"), "x", json!({"value": "v"}));
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["innererror"]["code"], "ForbiddenByRbac");
+}
+
+#[test]
+fn versions_are_not_listed_in_creation_order() {
+    let emu = Emulator::start(&[]);
+    let token = emu.token("officer");
+    // Freeze the vault's clock: both versions get the same `created` second, as two quick
+    // rotations do on the real service.
+    let r = emu
+        .http
+        .put(emu.url("/_emulator/clock"))
+        .json(&json!({"frozen_at": 1_700_000_000}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first: Value = put(&emu, &token, "rot", json!({"value": "1"}))
+        .json()
+        .unwrap();
+    let second: Value = put(&emu, &token, "rot", json!({"value": "2"}))
+        .json()
+        .unwrap();
+    assert_eq!(first["attributes"]["created"], 1_700_000_000);
+    let listed: Value = emu
+        .http
+        .get(emu.url("/secrets/rot/versions?api-version=7.6"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ids: Vec<&str> = listed["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            second["id"].as_str().unwrap(),
+            first["id"].as_str().unwrap()
+        ]
+    );
+    // A get without version names the current one.
+    let current: Value = emu
+        .http
+        .get(emu.url("/secrets/rot?api-version=7.6"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(current["id"], second["id"]);
+}
+
+#[test]
+fn entra_errors_carry_crlf_lines_and_the_documented_fields() {
+    let emu = Emulator::start(&[]);
+    let wrong = emu
+        .http
+        .post(emu.url(&format!(
+            "/{}/oauth2/v2.0/token",
+            emu.ready["tenant_id"].as_str().unwrap()
+        )))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "00000000-0000-0000-0000-000000000000"),
+            ("client_secret", "x"),
+            ("scope", "https://vault.azure.net/.default"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 400);
+    let raw = wrong.text().unwrap();
+    // The escapes themselves are on the wire, as Entra sends them.
+    assert!(raw.contains(r"\r\nTrace ID: "), "{raw}");
+    let err: Value = serde_json::from_str(&raw).unwrap();
+    let description = err["error_description"].as_str().unwrap();
+    let lines: Vec<&str> = description.split("\r\n").collect();
+    assert_eq!(lines.len(), 4, "{description}");
+    assert!(lines[0].starts_with("AADSTS700016: "));
+    assert!(lines[1].starts_with("Trace ID: "));
+    assert!(lines[2].starts_with("Correlation ID: "));
+    assert!(lines[3].starts_with("Timestamp: "));
+    assert_eq!(err["error"], "unauthorized_client");
+    assert_eq!(err["error_codes"], json!([700016]));
+    for field in ["timestamp", "trace_id", "correlation_id", "error_uri"] {
+        assert!(err[field].is_string(), "{field}");
+    }
+}

@@ -127,6 +127,22 @@ impl Emulator {
         self.http(|c| c.delete(url));
     }
 
+    /// `rbac` or `access-policy`: which 403 the vault answers with.
+    pub fn set_permission_model(&self, model: &str) {
+        let url = format!("{}/permission-model", self.s("control_url"));
+        let body = serde_json::json!({ "model": model });
+        let status = self.http(|c| c.put(url).json_body(&body));
+        assert!(status < 300, "setting the permission model: HTTP {status}");
+    }
+
+    /// Stamp secrets with `at` (Unix seconds) as their created/updated time; `None`: the clock.
+    pub fn freeze_clock(&self, at: Option<i64>) {
+        let url = format!("{}/clock", self.s("control_url"));
+        let body = serde_json::json!({ "frozen_at": at });
+        let status = self.http(|c| c.put(url).json_body(&body));
+        assert!(status < 300, "setting the clock: HTTP {status}");
+    }
+
     /// A token of `principal` from the emulator's token endpoint (for the stand-in `az`).
     pub fn token_for(&self, principal: &str) -> String {
         let p = self.principal(principal);
