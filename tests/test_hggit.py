@@ -89,7 +89,6 @@ def world(tmp_path_factory):
             repos=("repo.git", "team/repo.git", "teamx/repo.git"),
             redirect_to=other.url,
         )
-        # Bed.client() and provision() need only the server's url, username and password.
         bed = Bed(root=root, ca_file=ca_cert, emulator=emulator, server=git)
         bed.provision(ref=REF)
         wrong = "wrong-LEAK-" + secrets.token_urlsafe(18)
