@@ -25,7 +25,7 @@ import trustme
 from bed import Bed, files_containing
 from emulator import start_emulator
 from servers.fixtures import write_ca_files
-from servers.gitserver import commit_to, start_git_server
+from servers.gitserver import SAME_ORIGIN, commit_to, start_git_server
 
 REF = "secret://git/ci-bot/password"
 WRONG_REF = "secret://git/ci-bot/wrong"
@@ -77,7 +77,7 @@ def world(tmp_path_factory):
     ca = trustme.CA()
     ca_cert, ca_key = write_ca_files(ca, root / "ca")
     emulator = start_emulator(root, ca_cert=ca_cert, ca_key=ca_key)
-    other = git = None
+    other = git = home = None
     try:
         # "Another origin" that serves the same kind of repository without asking anything:
         # whatever Authorization header reaches it shows in its access log.
@@ -88,6 +88,10 @@ def world(tmp_path_factory):
             password="git-LEAK-" + secrets.token_urlsafe(18),
             repos=("repo.git", "team/repo.git", "teamx/repo.git"),
             redirect_to=other.url,
+        )
+        # Its redirects stay on its own origin (to another path, outside a group's prefix).
+        home = start_git_server(
+            root / "home", ca=ca, password=git.password, redirect_to=SAME_ORIGIN
         )
         bed = Bed(root=root, ca_file=ca_cert, emulator=emulator, server=git)
         bed.provision(ref=REF)
@@ -100,9 +104,17 @@ def world(tmp_path_factory):
             "wrong password": wrong.encode(),
             "wrong Basic header": base64.b64encode(f"{user}:{wrong}".encode()),
         }
-        yield {"root": root, "ca": ca, "bed": bed, "git": git, "other": other, "needles": needles}
+        yield {
+            "root": root,
+            "ca": ca,
+            "bed": bed,
+            "git": git,
+            "other": other,
+            "home": home,
+            "needles": needles,
+        }
     finally:
-        for server in (git, other):
+        for server in (git, other, home):
             if server is not None:
                 server.stop()
         emulator.stop()
@@ -195,6 +207,23 @@ def test_no_vault_password_follows_a_redirect_to_another_origin(world):
     assert any(r["method"] == "POST" for r in reached), reached
     assert [r for r in reached if r["has_auth"]] == [], reached
     assert result.returncode == 0, result.output
+
+
+def test_no_vault_password_follows_a_redirect_out_of_the_prefix_on_the_same_host(world):
+    home = world["home"]
+    client = _client(world, "redirect-home", prefix=home.url + "redirect/")
+    mark = len(home.requests())
+
+    result = client.hg("clone", home.redirect_url("repo.git"), "work")
+
+    requests = _since(home, mark)
+    redirected = [r for r in requests if r["status"] == 302]
+    assert redirected and redirected[0]["has_auth"] == 1, requests
+    # urllib3 keeps the header on a same-host redirect; the group covers only /redirect/.
+    outside = [r for r in requests if r["uri"].startswith("/repo.git/")]
+    assert outside and all(r["has_auth"] == 0 for r in outside), outside
+    assert result.returncode != 0
+    assert "rejected the password from the vault" not in result.stderr, result.output
 
 
 def test_a_url_that_only_shares_the_prefix_text_gets_no_password(world):

@@ -46,6 +46,9 @@ FCGIWRAP = "/usr/sbin/fcgiwrap"
 GIT = "git"
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 SEED_MESSAGE = "seeded by tests/servers/gitserver.py"
+# redirect_to for redirects to this same origin (scheme, host and port), by nginx variables: the
+# port is not known before nginx has bound it.
+SAME_ORIGIN = "https://$http_host/"
 
 # Every request goes to git http-backend (it answers 404 for what is not a repository).
 _GIT_LOCATION = """\
@@ -147,7 +150,9 @@ def start_git_server(
     return once an authenticated discovery request has been answered. ``cgi_wrapper``: a command
     that fcgiwrap runs instead, with git http-backend's path appended (e.g. a process tap that
     execs it)."""
-    password = check_site_args(username, password, redirect_to)
+    password = check_site_args(
+        username, password, None if redirect_to == SAME_ORIGIN else redirect_to
+    )
     workdir = Path(workdir).resolve()
     ca_file, cert, key, htpasswd = write_site_files(workdir, ca, username, password)
     socket_path, private_dir = backend_socket(workdir, "fcgiwrap.sock")

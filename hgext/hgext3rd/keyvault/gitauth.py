@@ -2,12 +2,14 @@
 
 hg-git asks Mercurial's password manager (``url.passwordmgr.find_user_password``), so a vault
 group answers it, and hands the password to dulwich, which keeps it as a Basic header on the
-client's connection pool for every later request. When the discovery request
-(``info/refs``) is redirected, dulwich moves the client's base URL to the redirect target and
-sends its POSTs there with that header; urllib3 drops it from the redirected request alone. A
-header built from a vault password is therefore dropped from any request its group's prefix
-does not cover. A 401 to it ends the command with the same message as Mercurial's own HTTP
-path, instead of hg-git's retries and its bare "authorization failed".
+client's urllib3 pool for every later request. urllib3 follows redirects itself and keeps the
+header on a redirect within the same host (whatever the path); when the discovery request
+(``info/refs``) was redirected, dulwich moves the client's base URL to the redirect target and
+sends its POSTs there, header included. So every request the pool sends, each redirect hop
+included (urllib3 sends each through ``urlopen`` again), loses a header built from a vault
+password when its group's prefix does not cover the URL. A 401 to it ends the command with the
+same message as Mercurial's own HTTP path, instead of hg-git's retries and its bare
+"authorization failed".
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from mercurial import extensions
 
 from . import auth
 
+# The vault value the latest request of this process carried (None: none), so that a 401 is
+# blamed on the vault's password only when the request that got it really carried that.
+_last_sent: list = [None]
+
 
 def _covers(group, url: str) -> bool:
     from ._native import match_auth_group
@@ -23,31 +29,44 @@ def _covers(group, url: str) -> bool:
     return match_auth_group(url, [(group.prefix, list(group.schemes), group.username)], None) == 0
 
 
-def _origin_bound_http_request(unauthorized, orig, self, url, headers=None, data=None):
-    pool_headers = self.pool_manager.headers
-    key = next((k for k in pool_headers if k.lower() == "authorization"), None)
-    fetched = auth.supplied(pool_headers.get(key)) if key else None
-    if fetched is None:
-        return orig(self, url, headers, data)
-    if not _covers(fetched.group, url):
-        # Every later request of this client goes to the new base URL too: keep the secret home.
-        del pool_headers[key]
-        return orig(self, url, headers, data)
+def _bound_urlopen(orig, method, url, *args, **kwargs):
+    headers = kwargs.get("headers") or {}
+    key = next((k for k in headers if k.lower() == "authorization"), None)
+    fetched = auth.supplied(headers[key]) if key else None
+    if fetched is not None and not _covers(fetched.group, url):
+        kwargs["headers"] = {k: v for k, v in headers.items() if k != key}
+        fetched = None
+    _last_sent[0] = fetched
+    return orig(method, url, *args, **kwargs)
+
+
+def _bind_client(orig, self, *args, **kwargs):
+    orig(self, *args, **kwargs)
+    pool = self.pool_manager
+    # An instance attribute: urllib3's redirect handling calls self.urlopen for each hop.
+    plain = pool.urlopen
+    pool.urlopen = lambda *a, **kw: _bound_urlopen(plain, *a, **kw)
+
+
+def _reject_vault_401(unauthorized, orig, self, url, *args, **kwargs):
+    _last_sent[0] = None
     try:
-        return orig(self, url, headers, data)
+        return orig(self, url, *args, **kwargs)
     except unauthorized:
+        fetched = _last_sent[0]
+        if fetched is None:
+            raise
         raise auth.rejected(fetched, url) from None
 
 
 def install(clientmod) -> None:
-    """Wrap the request method of an executed ``dulwich.client`` module (dulwich 0.21-0.22)."""
-    cls = getattr(clientmod, "Urllib3HttpGitClient", None)
-    if cls is None or not hasattr(cls, "_http_request"):
-        return
+    """Wrap the HTTP client of an executed ``dulwich.client`` module (dulwich 0.21-0.22)."""
+    cls = clientmod.Urllib3HttpGitClient
+    extensions.wrapfunction(cls, "__init__", _bind_client)
     extensions.wrapfunction(
         cls,
         "_http_request",
-        lambda orig, *args, **kwargs: _origin_bound_http_request(
+        lambda orig, *args, **kwargs: _reject_vault_401(
             clientmod.HTTPUnauthorized, orig, *args, **kwargs
         ),
     )
