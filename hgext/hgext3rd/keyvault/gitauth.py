@@ -29,8 +29,9 @@ def _covers(group, url: str) -> bool:
     return match_auth_group(url, [(group.prefix, list(group.schemes), group.username)], None) == 0
 
 
-def _bound_urlopen(orig, method, url, *args, **kwargs):
-    headers = kwargs.get("headers") or {}
+def _bound_urlopen(pool, orig, method, url, *args, **kwargs):
+    # Without headers of its own, a request gets the pool's (urllib3's PoolManager.urlopen).
+    headers = kwargs.get("headers") or pool.headers
     key = next((k for k in headers if k.lower() == "authorization"), None)
     fetched = auth.supplied(headers[key]) if key else None
     if fetched is not None and not _covers(fetched.group, url):
@@ -45,7 +46,7 @@ def _bind_client(orig, self, *args, **kwargs):
     pool = self.pool_manager
     # An instance attribute: urllib3's redirect handling calls self.urlopen for each hop.
     plain = pool.urlopen
-    pool.urlopen = lambda *a, **kw: _bound_urlopen(plain, *a, **kw)
+    pool.urlopen = lambda *a, **kw: _bound_urlopen(pool, plain, *a, **kw)
 
 
 def _reject_vault_401(unauthorized, orig, self, url, *args, **kwargs):
