@@ -24,9 +24,14 @@ _last_sent: list = [None]
 
 
 def _covers(group, url: str) -> bool:
-    from ._native import match_auth_group
+    from ._native import KeyVaultError, match_auth_group
 
-    return match_auth_group(url, [(group.prefix, list(group.schemes), group.username)], None) == 0
+    try:
+        index = match_auth_group(url, [(group.prefix, list(group.schemes), group.username)], None)
+    except KeyVaultError:
+        # A URL the matcher cannot read is nobody's origin: the header stays home.
+        return False
+    return index == 0
 
 
 def _bound_urlopen(pool, orig, method, url, *args, **kwargs):
