@@ -13,12 +13,19 @@ EMULATOR := target/debug/hg-keyvault-emulator
 HG_VERSION ?= $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
 COMPAT_HG_VERSION := 6.3.3
 COMPAT_VENV := .venv-compat
+# hg-git (tests/test_hggit.py) in its own venv: its newest release supports Mercurial 6.6-6.9 only
+# (tests/requirements-hggit.txt says why these pins). The extension comes from the same source tree
+# and native module as `make build`'s, through the same .pth line an editable install writes.
+HGGIT_VENV := .venv-hggit
+HGGIT_STAMP := $(HGGIT_VENV)/.installed
 # chg, Mercurial's command server client, built from the same Mercurial sdist (PyPI ships no binary).
 CHG := $(VENV)/bin/chg
 # Debian packages the test bed runs for real: nginx in front of hgweb, htpasswd for its users;
 # sshd for ssh:// URLs and ssh-agent/ssh-add that the extension drives; a private D-Bus session
-# bus (dbus-daemon, dbus-send) with gnome-keyring's Secret Service, and keyctl for the kernel keyring.
-APT_PACKAGES := nginx apache2-utils openssh-server openssh-client dbus-daemon dbus-bin gnome-keyring keyutils
+# bus (dbus-daemon, dbus-send) with gnome-keyring's Secret Service, and keyctl for the kernel keyring;
+# git's http-backend behind nginx through fcgiwrap, the git server of hg-git's tests.
+APT_PACKAGES := nginx apache2-utils openssh-server openssh-client dbus-daemon dbus-bin gnome-keyring keyutils \
+	git fcgiwrap
 # The keyring stores of other platforms, compile-checked (without the Azure part, whose TLS
 # stack has C code that needs that platform's toolchain).
 CROSS_TARGETS := x86_64-apple-darwin x86_64-pc-windows-msvc
@@ -38,12 +45,14 @@ MANYLINUX := manylinux2014
 ZIGLANG := ziglang==0.13.0
 
 .PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test test-compat demo \
+	hggit-venv hggit-test hggit-run \
 	sandbox sandbox-stop fuzz bench clean dist test-dist
 
 help:
 	@echo "make demo   - build, start the emulator and an hg server, clone and push through the vault"
 	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
 	@echo "make test-compat - the end-to-end tests against Mercurial $(COMPAT_HG_VERSION) (own venv and chg)"
+	@echo "make hggit-test - hg-git against a real git server through the vault (own venv; in make test)"
 	@echo "make sandbox - start a local vault and hg server to follow docs/quickstart.md (make sandbox-stop)"
 	@echo "make dist   - build the release wheel (abi3, $(MANYLINUX)_x86_64) and the sdist into $(DIST)/"
 	@echo "make test-dist - install that wheel and Mercurial in a fresh venv without Rust, use it"
@@ -117,6 +126,24 @@ test: deps
 	@$(MAKE) --no-print-directory cross-check
 	@$(MAKE) --no-print-directory rust-test
 	@$(MAKE) --no-print-directory py-test
+	@$(MAKE) --no-print-directory hggit-run
+
+hggit-venv: $(HGGIT_STAMP)
+$(HGGIT_STAMP): tests/requirements-hggit.txt
+	test -x $(HGGIT_VENV)/bin/python || python3 -m venv $(HGGIT_VENV)
+	$(HGGIT_VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements-hggit.txt
+	@touch $@
+
+hggit-test: apt build emulator
+	@$(MAKE) --no-print-directory hggit-run
+
+# What hggit-test runs once the extension and the emulator are built (py-test has built them when
+# `make test` gets here: a second maturin develop would cost a minute on a busy machine).
+# HG_KEYVAULT_HGGIT=required: in this venv a skip would hide a broken set-up, so it fails instead.
+hggit-run: hggit-venv
+	echo "$(abspath hgext)" > "$$($(HGGIT_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/hg_keyvault.pth"
+	HG_KEYVAULT_HGGIT=required HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) \
+	  $(HGGIT_VENV)/bin/python -m pytest -q tests/test_hggit.py
 
 # The same end-to-end suite (hg, chg and the test bed's hgweb all from that venv) on the older line.
 test-compat:
@@ -205,4 +232,4 @@ bench: apt
 	HG_KEYVAULT_EMULATOR=$(abspath target/release/hg-keyvault-emulator) bench/run.sh
 
 clean:
-	rm -rf target .work $(VENV) $(COMPAT_VENV) $(DIST) hgext/hgext3rd/keyvault/*.so
+	rm -rf target .work $(VENV) $(COMPAT_VENV) $(HGGIT_VENV) $(DIST) hgext/hgext3rd/keyvault/*.so

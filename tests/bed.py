@@ -17,6 +17,7 @@ import trustme
 from emulator import Emulator, start_emulator
 from hgserver import HG, HgServer, start_hg_server
 from servers.fixtures import write_ca_files
+from servers.gitserver import GitServer
 
 REF = "secret://hg/ci-bot/password"
 
@@ -83,7 +84,8 @@ class Bed:
     root: Path
     ca_file: Path
     emulator: Emulator
-    server: HgServer
+    # client() and provision() need only the server's url, username and password.
+    server: HgServer | GitServer
 
     def identity_env(self, principal: str | None = None) -> dict[str, str]:
         """The Azure identity environment: the managed identity, or a service principal."""

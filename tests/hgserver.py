@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from base64 import b64encode
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,20 @@ class HgServer:
     def is_running(self) -> bool:
         return all(p is not None and p.poll() is None for p in (self._nginx, self._gunicorn))
 
+    # What start_nginx() needs of a site besides its fields (tests/servers/gitserver.py too).
+    def backends(self) -> list[tuple[str, subprocess.Popen | None]]:
+        return [("gunicorn", self._gunicorn)]
+
+    def backend_logs(self) -> list[Path]:
+        return [self.gunicorn_error_log]
+
+    def ready_probe(self) -> tuple[str, Callable[[int, bytes], bool]]:
+        """A path behind the auth, and what its answer is once the whole chain serves."""
+        return (
+            WHOAMI_PATH,
+            lambda status, body: status == 200 and json.loads(body)["remote_user"] == self.username,
+        )
+
     def stop(self) -> None:
         """Stop nginx, then gunicorn, by pid; wait until both have exited. Idempotent."""
         try:
@@ -168,29 +182,11 @@ def start_hg_server(
     plain_http: also serve the same site, with the same Basic auth, over plain HTTP
     (``http_url``), for tests of ``http://`` URLs.
     """
-    if ":" in username or not username or any(c.isspace() for c in username):
-        raise ValueError(f"unusable Basic auth username: {username!r}")
-    if redirect_to is not None and not re.fullmatch(r"https?://[^\s\"';$\\{}]+/", redirect_to):
-        raise ValueError("redirect_to must be an http(s) URL ending in '/', without quotes or $")
-    if password is None:
-        password = secrets.token_urlsafe(18)
-
+    password = check_site_args(username, password, redirect_to)
     workdir = Path(workdir).resolve()
     logs = workdir / "logs"
-    for d in (workdir, logs, workdir / "nginx-temp", workdir / "repos"):
-        d.mkdir(parents=True, exist_ok=True)
     env = _server_env(workdir)
-
-    ca = ca or trustme.CA()
-    ca_file = workdir / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    cert_file = workdir / "server-cert.pem"
-    key_file = workdir / "server-key.pem"
-    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    _write_private(key_file, cert.private_key_pem.bytes())
-    htpasswd_file = workdir / "htpasswd"
-    _write_private(htpasswd_file, _htpasswd_line(username, password))
+    ca_file, cert_file, key_file, htpasswd_file = write_site_files(workdir, ca, username, password)
 
     server_hgrc = workdir / "server.hgrc"
     server_hgrc.write_text("[ui]\nusername = hgserver seed <seed@localhost>\n" + server_config)
@@ -199,11 +195,7 @@ def start_hg_server(
     hgweb_config.write_text(_hgweb_config(workdir / "repos", push_users))
     (workdir / "hgserver_wsgi.py").write_text(_WSGI_MODULE.format(config=str(hgweb_config)))
 
-    private_dir = None
-    socket_path = workdir / "gunicorn.sock"
-    if len(str(socket_path)) > MAX_UNIX_PATH:
-        private_dir = Path(tempfile.mkdtemp(prefix="hgsrv-"))
-        socket_path = private_dir / "gunicorn.sock"
+    socket_path, private_dir = backend_socket(workdir, "gunicorn.sock")
 
     server = HgServer(
         url="",
@@ -225,12 +217,56 @@ def start_hg_server(
         # Create the repositories while gunicorn boots (hgweb rescans on every request).
         for name in repos:
             _init_repo(workdir / "repos" / name, seed=seed, env=env)
-        _wait_for_unix_socket(server, socket_path, time.monotonic() + START_TIMEOUT)
-        _start_nginx(server, socket_path, cert_file, key_file, htpasswd_file)
+        wait_for_unix_socket(server, socket_path, time.monotonic() + START_TIMEOUT)
+        start_nginx(
+            server,
+            lambda: nginx_conf(
+                server, socket_path, cert_file, key_file, htpasswd_file, _HGWEB_LOCATION
+            ),
+        )
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def check_site_args(username: str, password: str | None, redirect_to: str | None) -> str:
+    """Refuse what would break the generated config; the password, made up if None."""
+    if ":" in username or not username or any(c.isspace() for c in username):
+        raise ValueError(f"unusable Basic auth username: {username!r}")
+    if redirect_to is not None and not re.fullmatch(r"https?://[^\s\"';$\\{}]+/", redirect_to):
+        raise ValueError("redirect_to must be an http(s) URL ending in '/', without quotes or $")
+    return secrets.token_urlsafe(18) if password is None else password
+
+
+def write_site_files(
+    workdir: Path, ca: trustme.CA | None, username: str, password: str
+) -> tuple[Path, Path, Path, Path]:
+    """The work dir's folders, the CA (new if None) and server certificate for localhost and
+    127.0.0.1, and the htpasswd file: (ca_file, cert_file, key_file, htpasswd_file)."""
+    for d in (workdir, workdir / "logs", workdir / "nginx-temp", workdir / "repos"):
+        d.mkdir(parents=True, exist_ok=True)
+    ca = ca or trustme.CA()
+    ca_file = workdir / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_file = workdir / "server-cert.pem"
+    key_file = workdir / "server-key.pem"
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    _write_private(key_file, cert.private_key_pem.bytes())
+    htpasswd_file = workdir / "htpasswd"
+    _write_private(htpasswd_file, _htpasswd_line(username, password))
+    return ca_file, cert_file, key_file, htpasswd_file
+
+
+def backend_socket(workdir: Path, name: str) -> tuple[Path, Path | None]:
+    """Where the backend behind nginx listens, and the private directory made for it (to
+    remove at stop) when the work dir's path is too long for AF_UNIX."""
+    socket_path = workdir / name
+    if len(str(socket_path)) <= MAX_UNIX_PATH:
+        return socket_path, None
+    private_dir = Path(tempfile.mkdtemp(prefix="hgsrv-"))
+    return private_dir / name, private_dir
 
 
 # -- generated files ---------------------------------------------------------------------------
@@ -317,7 +353,7 @@ http {{
         '"host":"$http_host"}}';
     access_log {access_log} hgjson;
 
-    upstream hgweb {{
+    upstream backend {{
         server unix:{socket};
     }}
 
@@ -328,12 +364,18 @@ http {{
         ssl_certificate {cert};
         ssl_certificate_key {key};
 
-        auth_basic "{realm}";
+        auth_basic {auth_basic};
         auth_basic_user_file {htpasswd};
         client_max_body_size 0;
 
-        location / {{
-            proxy_pass http://hgweb;
+{location}{redirects}    }}
+}}
+"""
+
+# The site of hgweb: a reverse proxy to gunicorn.
+_HGWEB_LOCATION = """\
+        location / {
+            proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
@@ -344,9 +386,7 @@ http {{
             proxy_buffering off;
             proxy_request_buffering off;
             proxy_read_timeout 120s;
-        }}
-{redirects}    }}
-}}
+        }
 """
 
 _REDIRECTS = """\
@@ -366,7 +406,12 @@ _REDIRECTS = """\
 """
 
 
-def _nginx_conf(server: HgServer, socket_path: Path, cert: Path, key: Path, htpasswd: Path) -> str:
+def nginx_conf(
+    server, socket_path: Path, cert: Path, key: Path, htpasswd: Path, location: str
+) -> str:
+    """The nginx config of a site: TLS on 127.0.0.1, Basic auth (unless the server has
+    ``auth = False``), the JSON access log, ``location`` (nginx text, its upstream is
+    ``backend`` on ``socket_path``) and the redirect locations when ``redirect_to`` is set."""
     user_line = ""
     if os.geteuid() == 0:
         # Otherwise the workers drop to "nobody" and cannot read the work dir or the socket.
@@ -389,8 +434,9 @@ def _nginx_conf(server: HgServer, socket_path: Path, cert: Path, key: Path, htpa
         port=server.port,
         cert=cert,
         key=key,
-        realm=REALM,
+        auth_basic=f'"{REALM}"' if getattr(server, "auth", True) else "off",
         htpasswd=htpasswd,
+        location=location,
         redirects=redirects,
         http_listen=http_listen,
     )
@@ -477,7 +523,7 @@ def _spawn_gunicorn(
         )
 
 
-def _wait_for_unix_socket(server: HgServer, path: Path, deadline: float) -> None:
+def wait_for_unix_socket(server, path: Path, deadline: float) -> None:
     while True:
         _check_alive(server)
         with contextlib.closing(socket.socket(socket.AF_UNIX)) as sock:
@@ -487,20 +533,21 @@ def _wait_for_unix_socket(server: HgServer, path: Path, deadline: float) -> None
             except (FileNotFoundError, ConnectionRefusedError):
                 pass
         if time.monotonic() > deadline:
-            raise HgServerError("gunicorn did not listen in time" + _log_tails(server))
+            name = server.backends()[0][0]
+            raise HgServerError(f"{name} did not listen in time" + _log_tails(server))
         time.sleep(0.02)
 
 
-def _start_nginx(
-    server: HgServer, socket_path: Path, cert: Path, key: Path, htpasswd: Path
-) -> None:
+def start_nginx(server, render: Callable[[], str]) -> None:
+    """Start nginx for ``server`` (an HgServer or a site with the same fields and methods) on
+    a free port, with the config ``render()`` gives for it; return once the site answers."""
     conf = server.workdir / "nginx.conf"
     for attempt in range(PORT_ATTEMPTS):
         server.port = _free_port()
         server.url = f"https://localhost:{server.port}/"
         if server.http_url is not None:
             server.http_url = f"http://localhost:{_free_port()}/"
-        conf.write_text(_nginx_conf(server, socket_path, cert, key, htpasswd))
+        conf.write_text(render())
         log_start = server.nginx_error_log.stat().st_size if server.nginx_error_log.exists() else 0
         with open(server.workdir / "logs" / "nginx-stderr.log", "ab") as out:
             server._nginx = subprocess.Popen(
@@ -527,9 +574,10 @@ class _PortInUse(HgServerError):
     """Another process took the port between _free_port() and nginx's bind()."""
 
 
-def _wait_until_serving(server: HgServer, deadline: float, log_start: int) -> None:
-    """Poll until an authenticated HTTPS request travels nginx -> gunicorn -> app and back."""
+def _wait_until_serving(server, deadline: float, log_start: int) -> None:
+    """Poll until an authenticated HTTPS request travels nginx -> backend -> app and back."""
     context = server.ssl_context()
+    probe_path, is_ready = server.ready_probe()
     last_error: object = None
     while True:
         # nginx keeps retrying bind() for ~2.5 s before it exits; give up on the port at once.
@@ -545,10 +593,10 @@ def _wait_until_serving(server: HgServer, deadline: float, log_start: int) -> No
             continue
         conn = http.client.HTTPSConnection("localhost", server.port, context=context, timeout=5)
         try:
-            conn.request("GET", WHOAMI_PATH, headers={"Authorization": server.basic_auth_header()})
+            conn.request("GET", probe_path, headers={"Authorization": server.basic_auth_header()})
             resp = conn.getresponse()
             body = resp.read()
-            if resp.status == 200 and json.loads(body)["remote_user"] == server.username:
+            if is_ready(resp.status, body):
                 return
             last_error = f"HTTP {resp.status}: {body[:200]!r}"
         except (OSError, http.client.HTTPException) as exc:
@@ -560,14 +608,14 @@ def _wait_until_serving(server: HgServer, deadline: float, log_start: int) -> No
         time.sleep(0.02)
 
 
-def _nginx_has_bound(server: HgServer) -> bool:
+def _nginx_has_bound(server) -> bool:
     try:
         return int((server.workdir / "nginx.pid").read_text()) == server.nginx_pid
     except (FileNotFoundError, ValueError):
         return False
 
 
-def _nginx_log_since(server: HgServer, offset: int) -> bytes:
+def _nginx_log_since(server, offset: int) -> bytes:
     try:
         with open(server.nginx_error_log, "rb") as f:
             f.seek(offset)
@@ -576,18 +624,18 @@ def _nginx_log_since(server: HgServer, offset: int) -> bytes:
         return b""
 
 
-def _check_alive(server: HgServer) -> None:
-    for name, proc in (("gunicorn", server._gunicorn), ("nginx", server._nginx)):
+def _check_alive(server) -> None:
+    for name, proc in [*server.backends(), ("nginx", server._nginx)]:
         if proc is not None and proc.poll() is not None:
             raise HgServerError(f"{name} exited with {proc.returncode}" + _log_tails(server))
 
 
-def _log_tails(server: HgServer, lines: int = 20) -> str:
+def _log_tails(server, lines: int = 20) -> str:
     out = []
     for path in (
         server.nginx_error_log,
         server.workdir / "logs" / "nginx-stderr.log",
-        server.gunicorn_error_log,
+        *server.backend_logs(),
     ):
         if path.exists():
             tail = path.read_text(errors="replace").splitlines()[-lines:]

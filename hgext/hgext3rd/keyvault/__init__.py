@@ -188,6 +188,12 @@ def _install_auth_wrappers(urlmod) -> None:
     auth.install(urlmod)
 
 
+def _install_git_wrappers(clientmod) -> None:
+    from . import gitauth
+
+    gitauth.install(clientmod)
+
+
 def _install_ssh_wrappers(sshpeermod) -> None:
     from . import ssh
 
@@ -205,6 +211,8 @@ def uisetup(ui):
 
     # Wrap Mercurial's modules when they run, not now: importing them costs every command.
     loadhook.on_module_executed("mercurial.url", _install_auth_wrappers)
+    # hg-git's HTTP client, when hg-git loads it.
+    loadhook.on_module_executed("dulwich.client", _install_git_wrappers)
     loadhook.on_module_executed("mercurial.sshpeer", _install_ssh_wrappers)
     loadhook.on_module_executed("mercurial.mail", _install_smtp_wrappers)
     # The audit trail names the command and repository of each vault access.

@@ -92,27 +92,37 @@ def _find_user_password(orig, self, realm, authuri):
     return (user, fetched.value)
 
 
+def supplied(header: str | None):
+    """What a Basic header built here from a vault password came from, or None."""
+    return _supplied.get(header) if header else None
+
+
+def rejected(fetched, url: str) -> error.Abort:
+    """The abort for a 401 to the vault's password; the value is forgotten first, so that
+    the next command reads the vault again."""
+    from . import session
+
+    session.forget(fetched)
+    group = fetched.group
+    return error.Abort(
+        b"%s rejected the password from the vault for [auth] %s (%s, version %s)"
+        % (
+            sanitize.local(url),
+            sanitize.local(group.name),
+            sanitize.local(group.ref),
+            sanitize.local(fetched.version or "unknown"),
+        ),
+        hint=b"if the password changed on the server, rotate it: hg vault set %s"
+        % sanitize.local(group.ref),
+    )
+
+
 def _retry_http_basic_auth(orig, self, host, req, realm):
-    sent = req.get_header(self.auth_header, None)
-    fetched = _supplied.get(sent) if sent else None
+    fetched = supplied(req.get_header(self.auth_header, None))
     if fetched is not None:
         # The server answered 401 to the vault's password: stop here with a
         # clear word instead of letting urllib try again.
-        from . import session
-
-        session.forget(fetched)
-        group = fetched.group
-        raise error.Abort(
-            b"%s rejected the password from the vault for [auth] %s (%s, version %s)"
-            % (
-                sanitize.local(req.get_full_url()),
-                sanitize.local(group.name),
-                sanitize.local(group.ref),
-                sanitize.local(fetched.version or "unknown"),
-            ),
-            hint=b"if the password changed on the server, rotate it: hg vault set %s"
-            % sanitize.local(group.ref),
-        )
+        raise rejected(fetched, req.get_full_url())
     return orig(self, host, req, realm)
 
 
