@@ -325,6 +325,33 @@ mod tests {
     }
 
     #[test]
+    fn azure_cli_entries_follow_the_login_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("az"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(bin.join("az"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let azure = dir.path().join("azure");
+        std::fs::create_dir(&azure).unwrap();
+        std::fs::write(azure.join("azureProfile.json"), "{}").unwrap();
+        std::fs::write(azure.join("msal_token_cache.json"), "refresh-1").unwrap();
+        let mut pinned = config();
+        pinned.credential = CredentialChoice::AzureCli;
+        let env = CredentialEnv::from_pairs([
+            ("PATH", bin.to_str().unwrap()),
+            ("AZURE_CONFIG_DIR", azure.to_str().unwrap()),
+        ]);
+        let seal = CacheSeal::new(&pinned, &env);
+        let cli = CredentialChoice::AzureCli;
+        let sealed = seal.seal(cli, Purpose::Token, D, b"token").unwrap();
+        assert!(seal.open(Purpose::Token, D, &sealed).is_some());
+        // The refresh token is the secret part of an az login: without it, no key.
+        std::fs::write(azure.join("msal_token_cache.json"), "refresh-2").unwrap();
+        assert!(seal.open(Purpose::Token, D, &sealed).is_none());
+    }
+
+    #[test]
     fn imds_entries_open_for_anyone_with_the_same_inputs() {
         // Documented: IMDS has no material, so this is obfuscation, not protection.
         let mut pinned = config();
