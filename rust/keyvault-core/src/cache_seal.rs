@@ -222,6 +222,7 @@ fn azure_cli_login_files(env: &CredentialEnv) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
 
     fn config() -> VaultConfig {
         VaultConfig::new("https://contoso.vault.azure.net/").unwrap()
@@ -273,6 +274,33 @@ mod tests {
         assert!(mi
             .seal(CredentialChoice::Auto, Purpose::Token, D, b"x")
             .is_none());
+    }
+
+    #[test]
+    fn what_the_name_shows_does_not_open_the_entry() {
+        // The name hashes a SHA-256 digest of the material; neither the name nor that digest,
+        // taken as material, gives the key (HKDF with its own salt).
+        let env = |secret: &str| {
+            CredentialEnv::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_SECRET", secret),
+            ])
+        };
+        let name = crate::token_cache::cache_key(&config(), &env("s1"));
+        let description = format!("hg-keyvault:token:{name}");
+        let sealed = sp("s1")
+            .seal(ENV, Purpose::Token, &description, b"token")
+            .unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(b"s1"));
+        for guess in [name.as_str(), digest.as_str(), description.as_str()] {
+            assert!(sp(guess)
+                .open(Purpose::Token, &description, &sealed)
+                .is_none());
+        }
+        assert!(sp("s1")
+            .open(Purpose::Token, &description, &sealed)
+            .is_some());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - The key is a hash of everything that decides which token the chain would get: the vault's
 //!   origin, the credential choice, the authority host, and per planned link its ids plus a
 //!   digest of its credential material (client secret, identity header, federated token file
-//!   path, the Azure CLI profile). Another identity or vault never sees this entry.
+//!   path and content, the Azure CLI profile). Another identity or vault never sees this entry.
 //! - The entry is sealed under that link's credential material ([`crate::cache_seal`]): other
 //!   processes of the uid (other containers without a user namespace) can read the kernel key
 //!   but not the token, unless they hold the same credential.
@@ -419,7 +419,11 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
             } => {
                 line("tenant", &tenant_id);
                 line("client", &client_id);
+                // Pods of one app share the path but not the token: each its own entry (sealed
+                // under that token, see cache_seal), rather than overwriting each other's.
+                let token = zeroize::Zeroizing::new(std::fs::read(&token_file).unwrap_or_default());
                 line("token-file", &token_file.display().to_string());
+                line("token", &digest(&token));
             }
             LinkPlan::ManagedIdentityEndpoint {
                 endpoint,
@@ -499,6 +503,20 @@ mod tests {
         );
         // The key never carries the material itself.
         assert!(!base.contains("s1"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let wi = || {
+            CredentialEnv::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
+            ])
+        };
+        std::fs::write(&file, "pod-a").unwrap();
+        let pod_a = cache_key(&config(), &wi());
+        std::fs::write(&file, "pod-b").unwrap();
+        // Pods of one app: same path, their own token, their own entry.
+        assert_ne!(pod_a, cache_key(&config(), &wi()));
     }
 
     #[test]
