@@ -7,9 +7,13 @@ client's hgrc and argv never hold one.
 
 from __future__ import annotations
 
+import json
 import os
+import ssl
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +148,24 @@ class Bed:
         result = admin.hg("vault", "set", ref, stdin=data)
         assert result.returncode == 0, result.output
         return result
+
+    def issue_token(self, principal: str) -> str:
+        """An access token for ``principal`` straight from the emulator's token endpoint (its
+        header piece is the same in every token this emulator issues: a needle for leak scans)."""
+        p = self.emulator.principal(principal)
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": p["client_id"],
+                "client_secret": p["client_secret"],
+                "scope": "https://vault.azure.net/.default",
+            }
+        ).encode()
+        authority = self.emulator.authority_host.rstrip("/")
+        url = f"{authority}/{self.emulator.tenant_id}/oauth2/v2.0/token"
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        with urllib.request.urlopen(url, data=form, context=ctx, timeout=10) as resp:
+            return json.loads(resp.read())["access_token"]
 
     def stop(self) -> None:
         try:

@@ -1,6 +1,7 @@
 //! The Azure Key Vault store: refs in, bytes out, every outcome mapped to one [`ErrorKind`]
 //! with a message and a hint, every operation bounded by the configured timeout.
 
+use crate::cache_seal::CacheSeal;
 use crate::config::VaultConfig;
 use crate::credential::{ChainFailure, CredentialChain, CredentialEnv, Identity};
 use crate::error::{Error, ErrorKind, Result};
@@ -121,7 +122,12 @@ impl KeyVaultStore {
             let namespace = tokens
                 .as_ref()
                 .map_or_else(|| cache_key(config, env), |t| t.key().to_owned());
-            SecretCache::open(Some(ttl), &namespace)
+            SecretCache::open(
+                Some(ttl),
+                &namespace,
+                CacheSeal::new(config, env),
+                chain.clone(),
+            )
         });
         let mut vault_options = options;
         let credential: Arc<dyn TokenCredential> = match &tokens {

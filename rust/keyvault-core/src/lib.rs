@@ -11,6 +11,8 @@ pub mod azure;
 pub mod blocking;
 #[cfg(feature = "azure")]
 mod cache_lock;
+#[cfg(feature = "azure")]
+mod cache_seal;
 pub mod challenge;
 pub mod config;
 #[cfg(feature = "azure")]

@@ -5,14 +5,19 @@
 //! Entries are named by a hash of the token cache's key (vault + identity: a value is only
 //! served to the identity that was allowed to read it) and the secret's name and version. An
 //! entry never outlives the secret's own expiry. Without the kernel keyring there is no secret
-//! cache at all: values are never written anywhere else.
+//! cache at all: values are never written anywhere else. Entries are sealed under the
+//! credential material of the link that read the value ([`crate::cache_seal`]), so other
+//! processes of the uid without that credential cannot read them.
 
 use crate::azure::{Secret, SecretProperties};
+use crate::cache_seal::{CacheSeal, Purpose};
+use crate::credential::CredentialChain;
 use crate::kernel_keys::KernelKeys;
 use crate::secret::SecretValue;
 use azure_core::time::OffsetDateTime;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -22,6 +27,9 @@ pub(crate) struct SecretCache {
     kernel: KernelKeys,
     ttl: Duration,
     namespace: String,
+    seal: CacheSeal,
+    /// Which link got the token that read a value (its material seals the entry).
+    chain: Arc<CredentialChain>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -51,12 +59,19 @@ pub(crate) struct Hit {
 
 impl SecretCache {
     /// The cache, if `ttl` is set and the kernel keyring is usable.
-    pub(crate) fn open(ttl: Option<Duration>, namespace: &str) -> Option<Self> {
+    pub(crate) fn open(
+        ttl: Option<Duration>,
+        namespace: &str,
+        seal: CacheSeal,
+        chain: Arc<CredentialChain>,
+    ) -> Option<Self> {
         let ttl = ttl.filter(|t| t.as_secs() > 0)?;
         Some(Self {
             kernel: KernelKeys::open()?,
             ttl,
             namespace: namespace.to_owned(),
+            seal,
+            chain,
         })
     }
 
@@ -74,7 +89,9 @@ impl SecretCache {
     }
 
     pub(crate) fn get(&self, name: &str, version: Option<&str>) -> Option<Hit> {
-        let raw = self.kernel.read(&self.description(name, version))?;
+        let description = self.description(name, version);
+        let sealed = self.kernel.read(&description)?;
+        let (_, raw) = self.seal.open(Purpose::Secret, &description, &sealed)?;
         let p = Zeroizing::new(serde_json::from_slice::<Payload>(&raw).ok()?);
         let now = OffsetDateTime::now_utc();
         let until = OffsetDateTime::from_unix_timestamp(p.until).ok()?;
@@ -125,10 +142,15 @@ impl SecretCache {
             content_type: p.content_type.clone(),
             expires: p.expires.map(OffsetDateTime::unix_timestamp),
         });
-        if let Ok(bytes) = serde_json::to_vec(&*payload) {
-            let bytes = Zeroizing::new(bytes);
-            self.kernel
-                .write(&self.description(name, version), &bytes, ttl);
+        let Ok(bytes) = serde_json::to_vec(&*payload).map(Zeroizing::new) else {
+            return;
+        };
+        let Some(link) = self.chain.selected_link() else {
+            return;
+        };
+        let description = self.description(name, version);
+        if let Some(sealed) = self.seal.seal(link, Purpose::Secret, &description, &bytes) {
+            self.kernel.write(&description, &sealed, ttl);
         }
     }
 

@@ -6,7 +6,10 @@
 //! - The key is a hash of everything that decides which token the chain would get: the vault's
 //!   origin, the credential choice, the authority host, and per planned link its ids plus a
 //!   digest of its credential material (client secret, identity header, federated token file
-//!   path, the Azure CLI profile). Another identity or vault never sees this entry.
+//!   path and content, the Azure CLI profile). Another identity or vault never sees this entry.
+//! - The entry is sealed under that link's credential material ([`crate::cache_seal`]): other
+//!   processes of the uid (other containers without a user namespace) can read the kernel key
+//!   but not the token, unless they hold the same credential.
 //! - An entry is fresh until its expiry minus a margin (5 minutes, or half the lifetime for
 //!   short-lived tokens); the kernel key's timeout is that same instant.
 //! - A 401 to a cached token drops the entry (if it still holds that token), so the next fetch
@@ -17,6 +20,7 @@
 //! With the kernel store unavailable, the cache still works within the process.
 
 use crate::cache_lock::{FileLock, LockDir};
+use crate::cache_seal::{CacheSeal, Purpose};
 use crate::config::{CredentialChoice, VaultConfig};
 use crate::credential::{self, CredentialChain, CredentialEnv, LinkPlan};
 use crate::kernel_keys::KernelKeys;
@@ -95,6 +99,7 @@ struct Payload {
 pub struct TokenCache {
     chain: Arc<CredentialChain>,
     key: String,
+    seal: CacheSeal,
     kernel: Option<KernelKeys>,
     locks: Option<LockDir>,
     memory: Mutex<Option<CachedToken>>,
@@ -127,6 +132,7 @@ impl TokenCache {
         Self {
             chain,
             key: cache_key(config, env),
+            seal: CacheSeal::new(config, env),
             locks: kernel.as_ref().and_then(|_| LockDir::open()),
             kernel,
             memory: Mutex::new(None),
@@ -279,10 +285,12 @@ impl TokenCache {
     }
 
     fn read_kernel(&self) -> Option<CachedToken> {
-        let raw = self.kernel.as_ref()?.read(&self.description())?;
+        let description = self.description();
+        let sealed = self.kernel.as_ref()?.read(&description)?;
+        let (link, raw) = self.seal.open(Purpose::Token, &description, &sealed)?;
         let p: Payload = serde_json::from_slice(&raw).ok()?;
         let mut p = Zeroizing::new(p);
-        if p.v != 1 {
+        if p.v != 1 || p.link != link.as_str() {
             return None;
         }
         let expires = OffsetDateTime::from_unix_timestamp(p.expires_on).ok()?;
@@ -314,9 +322,15 @@ impl TokenCache {
             fresh_until: entry.fresh_until.unix_timestamp(),
             link: entry.link.as_str().to_owned(),
         });
-        if let Ok(bytes) = serde_json::to_vec(&*payload) {
-            let bytes = Zeroizing::new(bytes);
-            kernel.write(&self.description(), &bytes, ttl);
+        let Ok(bytes) = serde_json::to_vec(&*payload).map(Zeroizing::new) else {
+            return;
+        };
+        let description = self.description();
+        if let Some(sealed) = self
+            .seal
+            .seal(entry.link, Purpose::Token, &description, &bytes)
+        {
+            kernel.write(&description, &sealed, ttl);
         }
     }
 }
@@ -409,7 +423,11 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
             } => {
                 line("tenant", &tenant_id);
                 line("client", &client_id);
+                // Pods of one app share the path but not the token: each its own entry (sealed
+                // under that token, see cache_seal), rather than overwriting each other's.
+                let token = zeroize::Zeroizing::new(std::fs::read(&token_file).unwrap_or_default());
                 line("token-file", &token_file.display().to_string());
+                line("token", &digest(&token));
             }
             LinkPlan::ManagedIdentityEndpoint {
                 endpoint,
@@ -428,7 +446,8 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
             LinkPlan::AzureCli { az } => {
                 line("az", &az.display().to_string());
                 // `az login` / `az account set` rewrite the profile: a new user, a new key.
-                let profile = std::fs::read(azure_profile_path(env)).unwrap_or_default();
+                let profile = std::fs::read(azure_config_dir(env).join("azureProfile.json"))
+                    .unwrap_or_default();
                 line("profile", &digest(&profile));
             }
             LinkPlan::Skip(_) => line("plan", "skip"),
@@ -438,12 +457,12 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-fn azure_profile_path(env: &CredentialEnv) -> std::path::PathBuf {
-    let dir = match env.get("AZURE_CONFIG_DIR") {
+/// The Azure CLI's configuration directory (`AZURE_CONFIG_DIR`, else `~/.azure`).
+pub(crate) fn azure_config_dir(env: &CredentialEnv) -> std::path::PathBuf {
+    match env.get("AZURE_CONFIG_DIR") {
         Some(d) => std::path::PathBuf::from(d),
         None => std::path::PathBuf::from(env.get("HOME").unwrap_or("/nonexistent")).join(".azure"),
-    };
-    dir.join("azureProfile.json")
+    }
 }
 
 #[cfg(test)]
@@ -488,6 +507,20 @@ mod tests {
         );
         // The key never carries the material itself.
         assert!(!base.contains("s1"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let wi = || {
+            CredentialEnv::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
+            ])
+        };
+        std::fs::write(&file, "pod-a").unwrap();
+        let pod_a = cache_key(&config(), &wi());
+        std::fs::write(&file, "pod-b").unwrap();
+        // Pods of one app: same path, their own token, their own entry.
+        assert_ne!(pod_a, cache_key(&config(), &wi()));
     }
 
     #[test]
