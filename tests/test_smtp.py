@@ -7,6 +7,7 @@ CA, the venv's hg with patchbomb, the Key Vault emulator.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import pytest
@@ -125,3 +126,23 @@ def test_missing_smtp_secret_aborts_before_any_login(bed, smtp, tmp_path):
     assert result.returncode == 255
     assert "[smtp] vault" in result.stderr and "does not exist" in result.stderr
     assert len(smtp.logins()) == before
+
+
+def test_the_smtp_password_read_is_one_audit_line(bed, smtp, tmp_path):
+    bed.provision(smtp.password, ref=SMTP_REF)
+    log = tmp_path / "audit.jsonl"
+    client, repo = mail_client(bed, smtp, tmp_path, extra=f"[keyvault]\naudit-log = {log}\n")
+    before = len(bed.emulator.requests())
+
+    result = email(client, repo)
+
+    assert result.returncode == 0, result.output
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (entry["action"], entry["use"], entry["outcome"]) == ("read", "smtp", "ok")
+    assert (entry["ref"], entry["group"], entry["command"]) == (SMTP_REF, None, "email")
+    assert entry["version"]
+    assert any(
+        r["client_request_id"] == entry["request_id"] and r["status"] == 200
+        for r in bed.emulator.requests()[before:]
+    )
+    assert smtp.password not in log.read_text()

@@ -93,7 +93,9 @@ def run(ui, url: str, reveal: bool, **opts):
     fm.plain(b"expires:  %s\n" % date(props.get("expires")))
     write_error(fm, exc, b"")
     if reveal and state in READABLE:
-        fetched = session.password_for(ui, chosen)
-        fm.plain(b"password: %s\n" % fetched.value.encode("utf-8"))
+        fetched = session.read(
+            ui, chosen.ref, use="reveal", context=f"[auth] {chosen.name}", group=chosen
+        )
+        fm.plain(b"password: %s\n" % session.password_text(fetched).encode("utf-8"))
     fm.end()
     return 0 if state in READABLE else 1
