@@ -81,6 +81,7 @@ class VaultSettings(NamedTuple):
             "keyring": self.keyring,
             "timeout": self.timeout,
             "name_prefix": self.name_prefix,
+            "expiry_warning": self.expiry_warning_days,
         }
 
     def native_kwargs(self) -> dict:
@@ -92,6 +93,7 @@ class VaultSettings(NamedTuple):
             "name_prefix": self.name_prefix,
             "token_cache": self.token_cache,
             "secret_cache": self.secret_cache,
+            "expiry_warning": self.expiry_warning_days,
         }
 
 
