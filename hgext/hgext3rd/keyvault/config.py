@@ -7,11 +7,11 @@ secret comes from or where it goes.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from mercurial import registrar
 
-configtable = {}
+configtable: dict = {}
 configitem = registrar.configitem(configtable)
 
 configitem(b"keyvault", b"url", default=None)
@@ -97,6 +97,10 @@ class VaultSettings(NamedTuple):
         }
 
 
+@overload
+def _text(value: bytes) -> str: ...
+@overload
+def _text(value: bytes | None) -> str | None: ...
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "surrogateescape")
 
