@@ -99,7 +99,7 @@ def test_a_failed_read_is_recorded_and_aborts_naming_the_use(keyring):
     assert (line["use"], line["outcome"], line["ref"]) == ("smtp", "not-found", ref)
 
 
-def test_a_value_that_is_not_text_cannot_be_an_http_password(keyring):
+def test_only_ascii_text_can_be_an_http_password(keyring):
     ui, operator, made, _ = keyring
     ref = f"secret://unit/binary/{secrets.token_hex(4)}"
     made.append(ref)
@@ -114,4 +114,13 @@ def test_a_value_that_is_not_text_cannot_be_an_http_password(keyring):
     assert raised.value.hint == b"store the password as text with: hg vault set %s" % ref.encode()
     operator.set(ref, "pässword".encode())
     session.forget(fetched)
-    assert session.password_text(session.read(ui, ref, use="http", context="x")) == "pässword"
+    with pytest.raises(error.Abort) as raised:
+        session.password_text(session.read(ui, ref, use="http", context="[auth] corp"))
+    assert raised.value.message == (
+        b"[auth] corp: the secret %s is not ASCII, and Mercurial sends only ASCII passwords"
+        % ref.encode()
+    )
+    assert raised.value.hint == b"store an ASCII password with: hg vault set %s" % ref.encode()
+    operator.set(ref, b"p@ss:w0rd")
+    session.forget_values()
+    assert session.password_text(session.read(ui, ref, use="http", context="x")) == "p@ss:w0rd"

@@ -153,13 +153,22 @@ def read(
 def password_text(fetched: Fetched) -> str:
     """The value as an HTTP password (text), or an abort saying how to store it."""
     try:
-        return fetched.value.decode("utf-8")
+        text = fetched.value.decode("utf-8")
     except UnicodeDecodeError:
         raise error.Abort(
             b"%s: the secret %s is not UTF-8 text, so it cannot be an HTTP password"
             % (_b(fetched.context), _b(fetched.ref)),
             hint=b"store the password as text with: hg vault set %s" % _b(fetched.ref),
         ) from None
+    if not text.isascii():
+        # Mercurial builds the Basic header with an ASCII encoding (url.httpbasicauthhandler):
+        # anything else would end in a UnicodeEncodeError traceback, here or in Mercurial.
+        raise error.Abort(
+            b"%s: the secret %s is not ASCII, and Mercurial sends only ASCII passwords"
+            % (_b(fetched.context), _b(fetched.ref)),
+            hint=b"store an ASCII password with: hg vault set %s" % _b(fetched.ref),
+        )
+    return text
 
 
 def forget(fetched: Fetched) -> None:
