@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 
+import kernel_keys
 import pytest
 import trustme
 from bed import Bed, files_containing, start_bed
@@ -52,8 +53,8 @@ def smtp_config(smtp, ref: str = SMTP_REF) -> str:
     )
 
 
-def mail_client(bed, smtp, root, ref=SMTP_REF, extra=""):
-    client = bed.client(root, extra=smtp_config(smtp, ref) + extra)
+def mail_client(bed, smtp, root, ref=SMTP_REF, extra="", principal=None):
+    client = bed.client(root, principal=principal, extra=smtp_config(smtp, ref) + extra)
     assert client.hg("init", "repo").returncode == 0
     repo = client.home / "repo"
     (repo / "a.txt").write_text("a patch worth mailing\n")
@@ -146,3 +147,24 @@ def test_the_smtp_password_read_is_one_audit_line(bed, smtp, tmp_path):
         for r in bed.emulator.requests()[before:]
     )
     assert smtp.password not in log.read_text()
+
+
+@pytest.mark.skipif(not kernel_keys.available(), reason="needs Linux keyutils")
+def test_a_rejected_smtp_password_leaves_the_secret_cache(bed, smtp, tmp_path):
+    ref = f"{SMTP_REF}-cached-{secrets.token_hex(4)}"
+    bed.provision("not-the-smtp-password", ref=ref)
+    # The officer reads; the operator below stores as another identity, so that storing does not
+    # touch the officer's cache entry: only the rejection can have dropped it.
+    client, repo = mail_client(
+        bed, smtp, tmp_path, ref=ref, extra="[keyvault]\nsecret-cache = 120\n", principal="officer"
+    )
+    rejected = email(client, repo, "--debug")
+    assert rejected.returncode == 255
+    assert "[smtp] vault: read" in rejected.output and "from the vault" in rejected.output
+
+    bed.provision(smtp.password, ref=ref)  # the operator, under another identity
+    before = len(smtp.messages())
+    sent = email(client, repo, "--debug")
+    assert sent.returncode == 0, sent.output
+    assert "from the secret cache" not in sent.output
+    assert len(smtp.messages()) == before + 1
