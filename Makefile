@@ -50,7 +50,7 @@ ZIGLANG := ziglang==0.13.0
 
 help:
 	@echo "make demo   - build, start the emulator and an hg server, clone and push through the vault"
-	@echo "make test   - lint (fmt, clippy, ruff) and run every Rust and Python test"
+	@echo "make test   - lint (fmt, clippy, ruff, mypy) and run every Rust and Python test"
 	@echo "make test-compat - the end-to-end tests against Mercurial $(COMPAT_HG_VERSION) (own venv and chg)"
 	@echo "make hggit-test - hg-git against a real git server through the vault (own venv; in make test)"
 	@echo "make sandbox - start a local vault and hg server to follow docs/quickstart.md (make sandbox-stop)"
@@ -99,11 +99,14 @@ build: venv
 emulator:
 	$(CARGO) build -q -p hg-keyvault-emulator
 
+# mypy: the types of hgext/ against the native module's stub ([tool.mypy] in pyproject.toml; the
+# stub itself is checked against the built module by tests/test_native_stub.py).
 lint: venv
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check hgext tests bench
 	$(VENV)/bin/ruff format --check hgext tests bench
+	$(VENV)/bin/mypy
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \

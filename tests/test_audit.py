@@ -53,6 +53,7 @@ def test_pull_names_repo_node_and_command_in_user_agent_and_audit_log(bed, tmp_p
     managed = bed.emulator.principal("managed")
     name = _native.secret_name(REF)
     assert entry["action"] == "read"
+    assert entry["use"] == "http"
     assert entry["outcome"] == "ok"
     assert entry["group"] == "corp"
     assert entry["ref"] == REF

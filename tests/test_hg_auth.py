@@ -75,6 +75,18 @@ def test_server_rejecting_the_vault_password_aborts_once_naming_group_ref_and_ve
     assert not (client.home / "work").exists()
 
 
+def test_a_password_mercurial_cannot_send_aborts_instead_of_a_traceback(bed, tmp_path):
+    # Mercurial encodes the Basic header as ASCII (url.httpbasicauthhandler).
+    ref = unique_ref("non-ascii")
+    bed.provision("pässwörd", ref=ref)
+    client = bed.client(tmp_path, ref=ref)
+    result = client.hg("clone", "--debug", bed.server.repo_url(), "work")
+    assert result.returncode == 255
+    assert f"abort: [auth] corp: the secret {ref} is not ASCII" in result.stderr
+    assert "Traceback" not in result.output and "UnicodeEncodeError" not in result.output
+    assert "pässwörd" not in result.output
+
+
 def test_missing_secret_aborts_with_a_hint_to_set_it(bed, tmp_path):
     ref = unique_ref("missing")
     client = bed.client(tmp_path, ref=ref)

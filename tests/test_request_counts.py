@@ -276,6 +276,30 @@ def test_secret_cache_serves_values_from_the_kernel_keyring_only(bed, tmp_path):
         assert not any(needle.decode() in out for out in client.outputs)
 
 
+def test_a_password_the_server_rejected_leaves_the_secret_cache(bed, tmp_path):
+    """The vault holds a wrong password; the server says 401; the operator stores the right one
+    (from elsewhere: the cache of this identity is not touched by that); the next command gets
+    the new one from the vault, not the rejected one from the secret cache."""
+    ref = f"secret://hg/tests/counts/rejected/{secrets.token_hex(4)}"
+    bed.provision("not-the-password", ref=ref)
+    client = bed.client(
+        tmp_path, principal="officer", ref=ref, extra="[keyvault]\nsecret-cache = 120\n"
+    )
+    rejected = client.hg("clone", "--debug", bed.server.repo_url(), "work")
+    assert rejected.returncode == 255
+    assert "from the vault" in rejected.output  # and into the secret cache
+    assert "rejected the password from the vault for [auth] corp" in rejected.stderr
+    # The rejection dropped the cached value at once.
+    assert "cached:   no" in client.hg("vault").stdout
+
+    bed.provision(ref=ref)  # the right one, by the operator's own identity
+    counter = Counter(bed)
+    clone = client.hg("clone", "--debug", bed.server.repo_url(), "work")
+    assert clone.returncode == 0, clone.output
+    assert "from the vault" in clone.output
+    assert counter.count("vault") == 1
+
+
 def test_bad_secret_cache_setting_is_a_config_error_naming_the_key(bed, tmp_path):
     client = bed.client(
         tmp_path, extra="[keyvault]\nsecret-cache = -5\n[ui]\ndetailed-exit-code = yes\n"

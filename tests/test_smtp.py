@@ -7,8 +7,10 @@ CA, the venv's hg with patchbomb, the Key Vault emulator.
 
 from __future__ import annotations
 
+import json
 import secrets
 
+import kernel_keys
 import pytest
 import trustme
 from bed import Bed, files_containing, start_bed
@@ -51,8 +53,8 @@ def smtp_config(smtp, ref: str = SMTP_REF) -> str:
     )
 
 
-def mail_client(bed, smtp, root, ref=SMTP_REF, extra=""):
-    client = bed.client(root, extra=smtp_config(smtp, ref) + extra)
+def mail_client(bed, smtp, root, ref=SMTP_REF, extra="", principal=None):
+    client = bed.client(root, principal=principal, extra=smtp_config(smtp, ref) + extra)
     assert client.hg("init", "repo").returncode == 0
     repo = client.home / "repo"
     (repo / "a.txt").write_text("a patch worth mailing\n")
@@ -125,3 +127,44 @@ def test_missing_smtp_secret_aborts_before_any_login(bed, smtp, tmp_path):
     assert result.returncode == 255
     assert "[smtp] vault" in result.stderr and "does not exist" in result.stderr
     assert len(smtp.logins()) == before
+
+
+def test_the_smtp_password_read_is_one_audit_line(bed, smtp, tmp_path):
+    bed.provision(smtp.password, ref=SMTP_REF)
+    log = tmp_path / "audit.jsonl"
+    client, repo = mail_client(bed, smtp, tmp_path, extra=f"[keyvault]\naudit-log = {log}\n")
+    before = len(bed.emulator.requests())
+
+    result = email(client, repo)
+
+    assert result.returncode == 0, result.output
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (entry["action"], entry["use"], entry["outcome"]) == ("read", "smtp", "ok")
+    assert (entry["ref"], entry["group"], entry["command"]) == (SMTP_REF, None, "email")
+    assert entry["version"]
+    assert any(
+        r["client_request_id"] == entry["request_id"] and r["status"] == 200
+        for r in bed.emulator.requests()[before:]
+    )
+    assert smtp.password not in log.read_text()
+
+
+@pytest.mark.skipif(not kernel_keys.available(), reason="needs Linux keyutils")
+def test_a_rejected_smtp_password_leaves_the_secret_cache(bed, smtp, tmp_path):
+    ref = f"{SMTP_REF}-cached-{secrets.token_hex(4)}"
+    bed.provision("not-the-smtp-password", ref=ref)
+    # The officer reads; the operator below stores as another identity, so that storing does not
+    # touch the officer's cache entry: only the rejection can have dropped it.
+    client, repo = mail_client(
+        bed, smtp, tmp_path, ref=ref, extra="[keyvault]\nsecret-cache = 120\n", principal="officer"
+    )
+    rejected = email(client, repo, "--debug")
+    assert rejected.returncode == 255
+    assert "[smtp] vault: read" in rejected.output and "from the vault" in rejected.output
+
+    bed.provision(smtp.password, ref=ref)  # the operator, under another identity
+    before = len(smtp.messages())
+    sent = email(client, repo, "--debug")
+    assert sent.returncode == 0, sent.output
+    assert "from the secret cache" not in sent.output
+    assert len(smtp.messages()) == before + 1

@@ -209,3 +209,26 @@ def test_ssh_urls_no_group_matches_are_left_to_ssh(bed, sshd, key, tmp_path):
     assert result.returncode == 255
     assert "keyvault" not in result.stderr
     assert len(bed.emulator.requests()) == before
+
+
+def test_the_key_read_is_one_audit_line_tied_to_its_vault_request(bed, sshd, key, tmp_path):
+    sshd.add_repo("audited", bed.client(tmp_path / "admin").env)
+    client = ssh_client(bed, sshd, tmp_path / "c")
+    log = tmp_path / "audit.jsonl"
+    client.append_config(f"[keyvault]\naudit-log = {log}\n")
+    before = len(bed.emulator.requests())
+
+    clone = client.hg("clone", sshd.repo_url("audited"), "work")
+
+    assert clone.returncode == 0, clone.output
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (entry["action"], entry["use"], entry["outcome"]) == ("read", "ssh", "ok")
+    assert (entry["group"], entry["ref"], entry["command"]) == ("box", SSH_REF, "clone")
+    assert entry["version"] and entry["credential"] == "managed-identity"
+    [read] = [
+        r
+        for r in bed.emulator.requests()[before:]
+        if r["client_request_id"] == entry["request_id"] and r["status"] == 200
+    ]
+    assert read["method"] == "GET"
+    assert b"PRIVATE KEY" not in log.read_bytes()

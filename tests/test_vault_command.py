@@ -79,6 +79,36 @@ def test_status_reports_identity_vault_and_each_secret_as_json(bed, tmp_path, mo
     assert bed.server.password not in result.output
 
 
+def test_every_subcommand_reports_the_cores_one_state_of_a_not_yet_valid_secret(
+    bed, tmp_path, monkeypatch
+):
+    from datetime import datetime, timedelta, timezone
+
+    ref = f"secret://status/later/{time.time_ns()}"
+    stored = officer_vault(bed, monkeypatch).set(ref, b"v")
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    sdk_client(bed).update_secret_properties(stored["name"], not_before=later)
+    client = bed.client(tmp_path, ref=ref)
+
+    [status] = json.loads(client.hg("vault", "-T", "json").stdout)
+    [listed] = [
+        item
+        for item in json.loads(client.hg("vault", "list", "-T", "json").stdout)
+        if item["ref"] == ref
+    ]
+    check = client.hg("vault", "check", bed.server.repo_url(), "-T", "json")
+    [checked] = json.loads(check.stdout)
+    # hg vault list used to say "ok" here: it computed the state itself, without nbf.
+    assert {s["group"]: s["state"] for s in status["secrets"]}["corp"] == "not yet valid"
+    assert listed["state"] == "not yet valid"
+    assert checked["state"] == "not yet valid"
+    assert check.returncode == 1
+    # And a command that needs it stops with the core's message.
+    clone = client.hg("clone", bed.server.repo_url(), "work")
+    assert clone.returncode == 255
+    assert f"is not valid yet in vault {bed.emulator.vault_url}" in clone.stderr
+
+
 def test_status_exits_zero_when_every_secret_is_readable(bed, tmp_path):
     bed.provision()
     client = bed.client(tmp_path)

@@ -111,14 +111,16 @@ def os_user() -> tuple[str, int | None]:
     try:
         import pwd
 
-        return pwd.getpwuid(uid).pw_name, uid
-    except (ImportError, KeyError, TypeError):
-        import getpass
+        if uid is not None:
+            return pwd.getpwuid(uid).pw_name, uid
+    except (ImportError, KeyError):
+        pass
+    import getpass
 
-        try:
-            return getpass.getuser(), uid
-        except Exception:  # noqa: BLE001 - no user name at all: the uid says it
-            return str(uid), uid
+    try:
+        return getpass.getuser(), uid
+    except Exception:  # noqa: BLE001 - no user name at all: the uid says it
+        return str(uid), uid
 
 
 def _now() -> str:
@@ -162,6 +164,7 @@ def record(
     *,
     action: str,
     ref: str,
+    use: str | None = None,
     name: str | None = None,
     group: str | None = None,
     props=None,
@@ -175,7 +178,7 @@ def record(
     from mercurial import error
 
     props = props or {}
-    identity = {}
+    identity: dict = {}
     if client is not None and client.selected_link() is not None:
         try:
             identity = client.identity() or {}
@@ -199,6 +202,7 @@ def record(
         "node": context["node"],
         "command": context["command"],
         "action": action,
+        "use": use,
         "group": group,
         "ref": ref,
         "name": props.get("name") or name,

@@ -13,14 +13,18 @@ same group.
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 from mercurial import error, extensions, pycompat
 
 from . import config, sanitize
 
+if TYPE_CHECKING:
+    from .session import Fetched
+
 # The Basic headers built from vault passwords in this process, mapped to what
 # they came from, so that a server's rejection can name the group and version.
-_supplied: dict[str, object] = {}
+_supplied: dict[str, Fetched] = {}
 # URLs already warned about for carrying their own password.
 _warned_password_urls: set[str] = set()
 
@@ -76,7 +80,10 @@ def _find_user_password(orig, self, realm, authuri):
         return orig(self, realm, authuri)
     from . import session
 
-    fetched = session.password_for(self.ui, group)
+    fetched = session.read(
+        self.ui, group.ref, use="http", context=f"[auth] {group.name}", group=group
+    )
+    password = session.password_text(fetched)
     user = group.username or (pycompat.strurl(stored_user) if stored_user else None)
     if not user:
         raise error.ConfigError(
@@ -87,33 +94,32 @@ def _find_user_password(orig, self, realm, authuri):
         b"keyvault: using [auth] %s for %s\n"
         % (sanitize.local(group.name), sanitize.local(authuri))
     )
-    self._writedebug(pycompat.bytesurl(user), pycompat.bytesurl(fetched.value))
-    _supplied[_basic_header(user, fetched.value)] = fetched
-    return (user, fetched.value)
+    self._writedebug(pycompat.bytesurl(user), pycompat.bytesurl(password))
+    _supplied[_basic_header(user, password)] = fetched
+    return (user, password)
 
 
-def supplied(header: str | None):
+def supplied(header: str | None) -> Fetched | None:
     """What a Basic header built here from a vault password came from, or None."""
     return _supplied.get(header) if header else None
 
 
-def rejected(fetched, url: str) -> error.Abort:
+def rejected(fetched: Fetched, url: str) -> error.Abort:
     """The abort for a 401 to the vault's password; the value is forgotten first, so that
     the next command reads the vault again."""
     from . import session
 
     session.forget(fetched)
-    group = fetched.group
     return error.Abort(
-        b"%s rejected the password from the vault for [auth] %s (%s, version %s)"
+        b"%s rejected the password from the vault for %s (%s, version %s)"
         % (
             sanitize.local(url),
-            sanitize.local(group.name),
-            sanitize.local(group.ref),
+            sanitize.local(fetched.context),
+            sanitize.local(fetched.ref),
             sanitize.local(fetched.version or "unknown"),
         ),
         hint=b"if the password changed on the server, rotate it: hg vault set %s"
-        % sanitize.local(group.ref),
+        % sanitize.local(fetched.ref),
     )
 
 
@@ -133,13 +139,13 @@ def _origin_bound_request(orig, self, request):
         return orig(self, request)
     url = request.get_full_url()
     group = matching_group(self.passwd.ui, url, None)
-    if group is not None and (group.name, group.ref) == (fetched.group.name, fetched.group.ref):
+    if group is not None and group == fetched.group:
         return orig(self, request)
     # A redirect to (or a later request for) another origin: keep the secret home.
     request.remove_header(self.auth_header)
     self.passwd.ui.debug(
-        b"keyvault: not sending the password of [auth] %s to %s\n"
-        % (sanitize.local(fetched.group.name), sanitize.local(url))
+        b"keyvault: not sending the password of %s to %s\n"
+        % (sanitize.local(fetched.context), sanitize.local(url))
     )
     return request
 

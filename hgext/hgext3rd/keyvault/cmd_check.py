@@ -10,7 +10,7 @@ from mercurial.i18n import _
 from mercurial.utils import urlutil
 
 from . import config
-from .output import READABLE, b, date, iso, opt, secret_state, write_error
+from .output import b, date, iso, opt, secret_state, write_error
 
 
 def _refuse_reveal(ui, opts) -> None:
@@ -72,7 +72,8 @@ def run(ui, url: str, reveal: bool, **opts):
 
     client = session.vault(ui)
     name = session.secret_name(chosen.ref, settings)
-    state, props, exc = secret_state(client, chosen.ref, native, settings.expiry_warning_days)
+    found = secret_state(client, chosen.ref, native)
+    state, props, failed = found.state, found.props, found.error
     audit.record(
         ui,
         client,
@@ -81,7 +82,7 @@ def run(ui, url: str, reveal: bool, **opts):
         name=name,
         group=chosen.name,
         props=props,
-        exc=exc,
+        exc=failed,
     )
     fm.write(b"provider", b"provider: %s\n", b(client.provider))
     fm.write(b"username", b"username: %s\n", b(chosen.username or ""))
@@ -91,9 +92,11 @@ def run(ui, url: str, reveal: bool, **opts):
     fm.data(version=opt(props.get("version")), expires=opt(iso(props.get("expires"))))
     fm.plain(b"version:  %s\n" % b(props.get("version") or "-"))
     fm.plain(b"expires:  %s\n" % date(props.get("expires")))
-    write_error(fm, exc, b"")
-    if reveal and state in READABLE:
-        fetched = session.password_for(ui, chosen)
-        fm.plain(b"password: %s\n" % fetched.value.encode("utf-8"))
+    write_error(fm, failed, b"")
+    if reveal and found.readable:
+        fetched = session.read(
+            ui, chosen.ref, use="reveal", context=f"[auth] {chosen.name}", group=chosen
+        )
+        fm.plain(b"password: %s\n" % session.password_text(fetched).encode("utf-8"))
     fm.end()
-    return 0 if state in READABLE else 1
+    return 0 if found.readable else 1

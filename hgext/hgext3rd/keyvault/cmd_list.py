@@ -7,7 +7,7 @@ from __future__ import annotations
 from mercurial import pycompat
 
 from . import config
-from .output import b, date, iso, opt, state_of, tags_text, user_tags, write_error
+from .output import b, date, iso, opt, tags_text, user_tags, write_error
 
 
 def run(ui, **opts):
@@ -20,11 +20,10 @@ def run(ui, **opts):
         listed = client.list()
     except native.KeyVaultError as exc:
         raise session.abort_for(exc, "hg vault list") from None
-    managed = sorted((p for p in listed if p.get("ref")), key=lambda p: p["ref"])
+    managed = sorted(((ref, p) for p in listed if (ref := p["ref"])), key=lambda item: item[0])
 
     fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
-    for props in managed:
-        ref = props["ref"]
+    for ref, props in managed:
         failure, versions, note = None, [], None
         expected = session.secret_name(ref, settings) or ""
         if expected.lower() != (props.get("name") or "").lower():
@@ -40,7 +39,8 @@ def run(ui, **opts):
         fm.startitem()
         fm.write(b"ref", b"%s\n", b(ref))
         fm.write(b"name", b"  name:     %s\n", b(props.get("name")))
-        fm.write(b"state", b"  state:    %s\n", b(state_of(current, settings.expiry_warning_days)))
+        # The core's state of the current version, the same that hg vault reports.
+        fm.write(b"state", b"  state:    %s\n", b(current.get("state")))
         fm.data(versions=len(versions) if note is None and failure is None else None)
         fm.plain(b"  versions: %s\n" % (b"%d" % len(versions) if versions else b"?"))
         fm.data(

@@ -39,16 +39,16 @@ def run(ui, opts, **fmopts):
     source = session.vault(ui, source_name)
     target = session.vault(ui, target_name)
     try:
-        listed = [p for p in source.list() if p.get("ref")]
+        listed = [(ref, p) for p in source.list() if (ref := p["ref"])]
     except native.KeyVaultError as exc:
         raise session.abort_for(exc, "listing the %s store" % source_name) from None
     # Only what this configuration reaches: a secret stored under another name prefix keeps
     # its ref tag but is not found by that ref here.
     managed, foreign = [], 0
-    for props in listed:
-        expected = session.secret_name(props["ref"], settings)
+    for ref, props in listed:
+        expected = session.secret_name(ref, settings)
         if expected and expected.lower() == (props.get("name") or "").lower():
-            managed.append(props["ref"])
+            managed.append(ref)
         else:
             foreign += 1
     managed.sort()
@@ -59,10 +59,11 @@ def run(ui, opts, **fmopts):
     with fm.nested(b"secrets") as sub:
         for ref in managed:
             name = session.secret_name(ref, settings)
-            action, removed, failure, outcome = "would copy", False, None, {}
+            action, removed, failure = "would copy", False, None
+            outcome: dict = {}
             if not dry_run:
                 try:
-                    outcome = target.copy_from(source, ref)
+                    outcome = dict(target.copy_from(source, ref))
                     action = "copied" if outcome["copied"] else "unchanged"
                 except native.KeyVaultError as exc:
                     action, failure = "failed", exc

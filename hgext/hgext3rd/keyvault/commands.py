@@ -11,9 +11,9 @@ from mercurial import cmdutil, error, pycompat, registrar
 from mercurial.i18n import _
 
 from . import config
-from .output import READABLE, b, date, iso, opt, outcome_state, user_tags, write_error
+from .output import UNKNOWN, b, date, iso, opt, outcome_state, user_tags, write_error
 
-cmdtable = {}
+cmdtable: dict = {}
 command = registrar.command(cmdtable)
 
 # Which options each subcommand takes; any other is a usage error.
@@ -62,10 +62,10 @@ def vault_status(ui, **opts):
         failure = exc
     elapsed_ms = int((time.monotonic() - start) * 1000)
 
-    identity = {}
+    identity: dict = {}
     if answered and not isinstance(failure, native.UnauthenticatedError):
         try:
-            identity = client.identity() or {}
+            identity = dict(client.identity() or {})
         except native.KeyVaultError:
             identity = {}
     credential = identity.get("link") or (settings.credential if client.url else None)
@@ -89,6 +89,7 @@ def vault_status(ui, **opts):
     if client.provider == "azure":
         _write_caches(fm, caches)
 
+    outcomes: list
     if answered:
         # Several at a time (bounded in the core): 200 groups, not 200 round trips in a row.
         outcomes = client.check_many([g.ref for g in groups])
@@ -99,10 +100,9 @@ def vault_status(ui, **opts):
     with fm.nested(b"secrets") as sub:
         for group, outcome in zip(groups, outcomes):
             name = session.secret_name(group.ref, settings)
-            if outcome is None:
-                state, props, exc = "unknown", {}, None
-            else:
-                state, props, exc = outcome_state(outcome, native, settings.expiry_warning_days)
+            found = UNKNOWN if outcome is None else outcome_state(outcome, native)
+            state, props, failed = found.state, found.props, found.error
+            if outcome is not None:
                 audit.record(
                     ui,
                     client,
@@ -111,9 +111,9 @@ def vault_status(ui, **opts):
                     name=name,
                     group=group.name,
                     props=props,
-                    exc=exc,
+                    exc=failed,
                 )
-            if state not in READABLE:
+            if not found.readable:
                 unreadable += 1
             sub.startitem()
             sub.write(b"group state", b"[auth] %s: %s\n", b(group.name), b(state))
@@ -135,7 +135,7 @@ def vault_status(ui, **opts):
                     b"  cached:   %s\n"
                     % (b"no" if left is None else b"yes, %d s left in the secret cache" % left)
                 )
-            write_error(sub, exc, b"  ")
+            write_error(sub, failed, b"  ")
     if not groups:
         fm.plain(_(b"no [auth] group has a vault key\n"))
     fm.end()
@@ -331,7 +331,9 @@ def vault(ui, *args, **opts):
     or the OS keyring) and where it keeps secrets, the credential and identity
     used, whether the store answered and how fast, and the state of the secret
     of every ``[auth]`` group with a ``vault`` key: ok, expiring soon (within
-    ``keyvault.expiry-warning`` days), missing, forbidden, disabled, expired.
+    ``keyvault.expiry-warning`` days), missing, forbidden, disabled, expired,
+    not yet valid. ``hg vault list`` and ``hg vault check`` report the same
+    states, computed once by the core.
     It exits 1 when any configured secret cannot be read, so a CI job can run
     it as a preflight.
 
@@ -385,13 +387,16 @@ def vault(ui, *args, **opts):
         from . import cmd_forget
 
         return cmd_forget.run(
-            ui, rest[0].decode("utf-8", "surrogateescape"), opts.get("yes"), **formatter_opts
+            ui, rest[0].decode("utf-8", "surrogateescape"), bool(opts.get("yes")), **formatter_opts
         )
     if action == b"check" and len(rest) == 1:
         from . import cmd_check
 
         return cmd_check.run(
-            ui, rest[0].decode("utf-8", "surrogateescape"), opts.get("reveal"), **formatter_opts
+            ui,
+            rest[0].decode("utf-8", "surrogateescape"),
+            bool(opts.get("reveal")),
+            **formatter_opts,
         )
     if action == b"migrate" and not rest:
         from . import cmd_migrate

@@ -7,11 +7,11 @@ secret comes from or where it goes.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from mercurial import registrar
 
-configtable = {}
+configtable: dict = {}
 configitem = registrar.configitem(configtable)
 
 configitem(b"keyvault", b"url", default=None)
@@ -81,6 +81,7 @@ class VaultSettings(NamedTuple):
             "keyring": self.keyring,
             "timeout": self.timeout,
             "name_prefix": self.name_prefix,
+            "expiry_warning": self.expiry_warning_days,
         }
 
     def native_kwargs(self) -> dict:
@@ -92,9 +93,14 @@ class VaultSettings(NamedTuple):
             "name_prefix": self.name_prefix,
             "token_cache": self.token_cache,
             "secret_cache": self.secret_cache,
+            "expiry_warning": self.expiry_warning_days,
         }
 
 
+@overload
+def _text(value: bytes) -> str: ...
+@overload
+def _text(value: bytes | None) -> str | None: ...
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "surrogateescape")
 

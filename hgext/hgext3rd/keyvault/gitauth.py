@@ -26,6 +26,9 @@ _last_sent: list = [None]
 def _covers(group, url: str) -> bool:
     from ._native import KeyVaultError, match_auth_group
 
+    if group is None:
+        # Only [auth] groups' passwords become Basic headers; anything else stays home.
+        return False
     try:
         index = match_auth_group(url, [(group.prefix, list(group.schemes), group.username)], None)
     except KeyVaultError:

@@ -40,7 +40,7 @@ def _wrap_loader(spec, callback: _Callback) -> None:
     loader = spec.loader
     if isinstance(loader, importlib.util.LazyLoader):
         # Keep the import lazy: wrap the loader that runs on first attribute access.
-        loader.loader = _CallbackLoader(loader.loader, callback)
+        loader.loader = _CallbackLoader(loader.loader, callback)  # type: ignore[attr-defined]
     else:
         spec.loader = _CallbackLoader(loader, callback)
 
@@ -67,7 +67,7 @@ class _Finder:
 
 def _is_lazy_pending(module) -> bool:
     # type(), not isinstance(): reading __class__ of a lazy module would load it.
-    return issubclass(type(module), importlib.util._LazyModule)
+    return issubclass(type(module), importlib.util._LazyModule)  # type: ignore[attr-defined]
 
 
 def on_module_executed(fullname: str, callback: _Callback) -> None:

@@ -1,14 +1,12 @@
 """Helpers shared by the ``hg vault`` subcommands: text for the formatter,
-dates, secret states and error fields. Never a value."""
+dates, secret states (as the core computed them) and error fields. Never a value."""
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from . import sanitize
-
-# The states a secret can be in, as every subcommand reports them.
-READABLE = ("ok", "expiring soon")
 
 
 def b(text, keep_newlines: bool = False) -> bytes:
@@ -33,44 +31,47 @@ def iso(epoch) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def state_of(props, warning_days: float, now: float | None = None) -> str:
-    """ok, expiring soon, expired or disabled, from a secret's properties."""
-    now = time.time() if now is None else now
-    if props.get("enabled") is False:
-        return "disabled"
-    expires = props.get("expires")
-    if expires is not None and expires <= now:
-        return "expired"
-    if expires is not None and expires - now < warning_days * 86400:
-        return "expiring soon"
-    return "ok"
+class Outcome(NamedTuple):
+    """What reading one secret's state found; the state itself is the core's."""
+
+    # ok, expiring soon, expired, not yet valid, disabled (the core's states); missing,
+    # forbidden, error (the read failed); unknown (the store did not answer).
+    state: str
+    readable: bool
+    props: dict
+    error: Exception | None
 
 
-def secret_state(client, ref: str, native, warning_days: float):
-    """(state, properties, error) of a secret, read through the core (which drops the value
-    on its side), never the value."""
+UNKNOWN = Outcome("unknown", False, {}, None)
+
+
+def secret_state(client, ref: str, native) -> Outcome:
+    """The state of a secret, read through the core (which drops the value on its side),
+    never the value."""
     try:
         outcome = client.check(ref)
     except native.KeyVaultError as exc:
         outcome = exc
-    return outcome_state(outcome, native, warning_days)
+    return outcome_state(outcome, native)
 
 
-def outcome_state(outcome, native, warning_days: float):
-    """(state, properties, error) from one result of ``Vault.check_many``: the properties of a
+def outcome_state(outcome, native) -> Outcome:
+    """The :class:`Outcome` of one result of ``Vault.check_many``: the properties of a
     readable secret, or the exception reading it raised. Never the value."""
     if not isinstance(outcome, Exception):
-        return state_of(outcome, warning_days), outcome, None
-    for kind, state in (
-        (native.NotFoundError, "missing"),
-        (native.ForbiddenError, "forbidden"),
-        (native.DisabledError, "disabled"),
-        (native.ExpiredError, "expired"),
-        (native.KeyVaultError, "error"),
-    ):
-        if isinstance(outcome, kind):
-            return state, {}, outcome
-    raise outcome
+        return Outcome(outcome["state"], bool(outcome["readable"]), outcome, None)
+    if not isinstance(outcome, native.KeyVaultError):
+        raise outcome
+    # A secret the core refused carries its state (disabled, expired, not yet valid).
+    state = getattr(outcome, "state", None)
+    if state is None:
+        if isinstance(outcome, native.NotFoundError):
+            state = "missing"
+        elif isinstance(outcome, native.ForbiddenError):
+            state = "forbidden"
+        else:
+            state = "error"
+    return Outcome(state, False, {}, outcome)
 
 
 def write_error(fm, exc, indent: bytes) -> None:

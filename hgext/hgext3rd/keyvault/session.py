@@ -6,8 +6,9 @@ module loads the native core.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mercurial import error
 
@@ -17,14 +18,19 @@ from ._native import BadRefError, ConfigError, KeyVaultError, Vault
 
 @dataclass
 class Fetched:
-    """A password read from the vault for one ``[auth]`` group."""
+    """A secret read for one use: an ``[auth]`` group's HTTP password or SSH key, the SMTP
+    password. Kept in this process's memory only."""
 
-    group: config.VaultGroup
-    value: str
+    ref: str
+    # How messages name the use: "[auth] corp", "[smtp] vault".
+    context: str
+    value: bytes = field(repr=False)
     version: str | None
     # "vault", or "secret-cache" when keyvault.secret-cache served it.
     source: str = "vault"
-    settings: config.VaultSettings | None = None
+    group: config.VaultGroup | None = None
+    # The client that read it: forget() drops the value from that client's secret cache.
+    client: Vault | None = field(default=None, repr=False, compare=False)
 
 
 # One client per set of settings (and User-Agent, which names the command): chg
@@ -64,7 +70,8 @@ def vault(ui, provider: str | None = None) -> Vault:
     """The client of ``provider`` (default: the configured one), built once per process."""
     settings = config.vault_settings(ui)
     provider = provider or settings.provider
-    if provider == "azure" and settings.url is None:
+    url = settings.url
+    if provider == "azure" and url is None:
         raise error.ConfigError(
             b"keyvault.url is not set",
             hint=b"set [keyvault] url = https://<your-vault>.vault.azure.net/",
@@ -74,8 +81,8 @@ def vault(ui, provider: str | None = None) -> Vault:
     client = _vaults.get(key)
     if client is None:
         try:
-            if provider == "azure":
-                client = Vault(settings.url, user_agent=agent, **settings.native_kwargs())
+            if provider == "azure" and url is not None:
+                client = Vault(url, user_agent=agent, **settings.native_kwargs())
             else:
                 client = Vault.keyring(**settings.keyring_kwargs())
         except KeyVaultError as exc:
@@ -91,65 +98,92 @@ def secret_name(ref: str, settings: config.VaultSettings) -> str | None:
         return None
 
 
-def password_for(ui, group: config.VaultGroup) -> Fetched:
-    """The group's password, read from the vault once per process."""
+def read(
+    ui, ref: str, *, use: str, context: str, group: config.VaultGroup | None = None
+) -> Fetched:
+    """The current value of ``ref`` for ``use`` (``http``, ``ssh``, ``smtp``, ``reveal``): the
+    one read path of every kind of value. Read from the store once per process, recorded in
+    the audit log (when one is set) before the value is used, and an abort naming ``context``
+    if it cannot be read."""
     settings = config.vault_settings(ui)
-    key = (settings, group.ref)
-    fetched = _values.get(key)
-    if fetched is not None:
-        return fetched
+    key = (settings, ref)
+    held = _values.get(key)
+    if held is not None:
+        # Another use of the same secret in this process (two groups may share a ref).
+        return dataclasses.replace(held, context=context, group=group)
     client = vault(ui)
     start = time.monotonic()
-    name = secret_name(group.ref, settings)
+    name = secret_name(ref, settings)
+    group_name = group.name if group is not None else None
     try:
-        value, props = client.get(group.ref)
+        value, props = client.get(ref)
     except KeyVaultError as exc:
-        audit.record(ui, client, action="read", ref=group.ref, name=name, group=group.name, exc=exc)
-        raise abort_for(exc, f"[auth] {group.name}") from None
+        audit.record(
+            ui, client, action="read", use=use, ref=ref, name=name, group=group_name, exc=exc
+        )
+        raise abort_for(exc, context) from None
     # Before the value is used: a configured audit trail that cannot be written stops here.
-    audit.record(ui, client, action="read", ref=group.ref, name=name, group=group.name, props=props)
-    source = props.get("source") or "vault"
+    audit.record(
+        ui, client, action="read", use=use, ref=ref, name=name, group=group_name, props=props
+    )
+    source = props["source"]
     ui.debug(
-        b"keyvault: [auth] %s: read %s version %s %s in %d ms\n"
+        b"keyvault: %s: read %s version %s %s in %d ms\n"
         % (
-            _b(group.name),
+            _b(context),
             _b(props.get("name")),
             _b(props.get("version")),
             b"from the secret cache" if source == "secret-cache" else b"from the vault",
             (time.monotonic() - start) * 1000,
         )
     )
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise error.Abort(
-            b"[auth] %s: the secret %s is not UTF-8 text, so it cannot be an HTTP password"
-            % (_b(group.name), _b(group.ref)),
-            hint=b"store the password as text with: hg vault set %s" % _b(group.ref),
-        ) from None
     fetched = Fetched(
-        group=group,
-        value=text,
+        ref=ref,
+        context=context,
+        value=bytes(value),
         version=props.get("version"),
         source=source,
-        settings=settings,
+        group=group,
+        client=client,
     )
     _values[key] = fetched
     return fetched
 
 
+def password_text(fetched: Fetched) -> str:
+    """The value as an HTTP password (text), or an abort saying how to store it."""
+    try:
+        text = fetched.value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error.Abort(
+            b"%s: the secret %s is not UTF-8 text, so it cannot be an HTTP password"
+            % (_b(fetched.context), _b(fetched.ref)),
+            hint=b"store the password as text with: hg vault set %s" % _b(fetched.ref),
+        ) from None
+    if not text.isascii():
+        # Mercurial builds the Basic header with an ASCII encoding (url.httpbasicauthhandler):
+        # anything else would end in a UnicodeEncodeError traceback, here or in Mercurial.
+        raise error.Abort(
+            b"%s: the secret %s is not ASCII, and Mercurial sends only ASCII passwords"
+            % (_b(fetched.context), _b(fetched.ref)),
+            hint=b"store an ASCII password with: hg vault set %s" % _b(fetched.ref),
+        )
+    return text
+
+
 def forget(fetched: Fetched) -> None:
-    """The server rejected this value: drop it here and from the secret cache, so the next
+    """A server rejected this value: drop it here and from the secret cache, so the next
     command reads the vault again."""
-    _values.pop((fetched.settings, fetched.group.ref), None)
-    client = _vaults.get(fetched.settings)
-    if client is not None:
+    for key, held in list(_values.items()):
+        if held.ref == fetched.ref and held.client is fetched.client:
+            del _values[key]
+    if fetched.client is not None:
         try:
-            client.forget_cached(fetched.group.ref)
+            fetched.client.forget_cached(fetched.ref)
         except KeyVaultError:
             pass
 
 
 def forget_values() -> None:
-    """Drop every value this process holds (tests, and after a rejection)."""
+    """Drop every value this process holds."""
     _values.clear()

@@ -50,10 +50,10 @@ def _smtp_login(orig, ui, smtp, mailhost, mailport):
             b"smtp.vault is set but smtp.username is not",
             hint=b"set smtp.username to the account the password belongs to",
         )
-    from . import values
+    from . import session
 
     ref_text = ref.decode("utf-8", "surrogateescape")
-    secret = values.read(ui, ref_text, "[smtp] vault")
+    secret = session.read(ui, ref_text, use="smtp", context="[smtp] vault")
     ui.debug(
         b"keyvault: [smtp] password for %s from %s\n"
         % (sanitize.local(mailhost), sanitize.local(ref))
@@ -62,6 +62,8 @@ def _smtp_login(orig, ui, smtp, mailhost, mailport):
     try:
         return orig(ui, smtp, mailhost, mailport)
     except smtplib.SMTPAuthenticationError as exc:
+        # Rejected: the next command reads the vault again, not the secret cache.
+        session.forget(secret)
         said = exc.smtp_error
         raise error.Abort(
             b"mail server %s:%d rejected the password from the vault for [smtp] "

@@ -9,23 +9,28 @@ children.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mercurial import error, extensions, pycompat
 
 from . import auth, sanitize
 
+if TYPE_CHECKING:
+    from .sshagent import Agent
+
 # One agent per [auth] group, so that a host is only ever offered its own key.
-_agents: dict[tuple[str, str], object] = {}
+_agents: dict[tuple[str, str], Agent] = {}
 
 
 def _agent_socket(ui, group) -> bytes:
-    from . import sshagent, values
+    from . import session, sshagent
 
     key = (group.name, group.ref)
     agent = _agents.get(key)
     if agent is not None and agent.process.poll() is None:
         return agent.socket.encode()
     describe = b"[auth] %s" % sanitize.local(group.name)
-    secret = values.read(ui, group.ref, f"[auth] {group.name}")
+    secret = session.read(ui, group.ref, use="ssh", context=f"[auth] {group.name}", group=group)
     agent = sshagent.start(ui)
     sshagent.add_key(ui, agent, secret.value, describe, sanitize.local(group.ref))
     _agents[key] = agent

@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import typing
 from dataclasses import dataclass
 
 from mercurial import error
@@ -154,9 +155,10 @@ def start(ui) -> Agent:
     _running.append(agent)
     _register_cleanup(ui)
     # The agent prints its environment line once its socket listens.
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT)
-    line = proc.stdout.readline() if ready else b""
-    proc.stdout.close()
+    stdout = typing.cast("typing.IO[bytes]", proc.stdout)  # stdout=PIPE: never None
+    ready, _, _ = select.select([stdout], [], [], START_TIMEOUT)
+    line = stdout.readline() if ready else b""
+    stdout.close()
     if not line.startswith(b"SSH_AUTH_SOCK=") or not os.path.exists(socket_path):
         _running.remove(agent)
         agent.stop()

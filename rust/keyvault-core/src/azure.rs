@@ -9,12 +9,12 @@ use crate::name::secret_name;
 use crate::secret::SecretValue;
 use crate::secret_cache::SecretCache;
 use crate::secret_ref::SecretRef;
+use crate::state::SecretState;
 pub use crate::store::{Deleted, Secret, SecretProperties, SetOptions, REF_TAG};
 use crate::token_cache::{cache_key, CacheStore, TokenCache, TokenSource};
 use crate::token_policy::CachedTokenPolicy;
 use crate::transport::{self, secs, TransportFailure, OPERATION};
 use azure_core::credentials::TokenCredential;
-use azure_core::time::OffsetDateTime;
 use azure_security_keyvault_secrets::{
     models::{
         SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesOptions,
@@ -792,18 +792,14 @@ fn check_limits(
     Ok(())
 }
 
+/// Key Vault hands out expired and not-yet-valid secrets (200): the state decides.
 fn check_usable(p: &SecretProperties, ctx: &ErrorContext) -> Result<()> {
-    let now = OffsetDateTime::now_utc();
-    if !p.enabled {
-        return Err(disabled(ctx));
+    match SecretState::now(p) {
+        SecretState::Disabled => Err(disabled(ctx)),
+        SecretState::Expired => Err(expired(ctx, false)),
+        SecretState::NotYetValid => Err(expired(ctx, true)),
+        _ => Ok(()),
     }
-    if p.expires.is_some_and(|e| e <= now) {
-        return Err(expired(ctx, false));
-    }
-    if p.not_before.is_some_and(|n| n > now) {
-        return Err(expired(ctx, true));
-    }
-    Ok(())
 }
 
 fn check_ref_tag(secret_ref: &SecretRef, p: &SecretProperties, ctx: &ErrorContext) -> Result<()> {
@@ -860,6 +856,7 @@ fn disabled(ctx: &ErrorContext) -> Error {
         "enable it in the vault (az keyvault secret set-attributes --enabled true), or {}",
         set_hint(ctx).replacen("store it", "store a new version", 1)
     ))
+    .with_state(SecretState::Disabled)
 }
 
 fn expired(ctx: &ErrorContext, not_yet: bool) -> Error {
@@ -876,6 +873,11 @@ fn expired(ctx: &ErrorContext, not_yet: bool) -> Error {
         "{}, or change its dates in the vault",
         set_hint(ctx).replacen("store it", "store a new version", 1)
     ))
+    .with_state(if not_yet {
+        SecretState::NotYetValid
+    } else {
+        SecretState::Expired
+    })
 }
 
 /// The secret permission a vault with access policies names in its 403 ("does not have secrets
@@ -1172,6 +1174,7 @@ pub(crate) fn map_sdk_error(err: &azure_core::Error, ctx: &ErrorContext) -> Erro
 mod tests {
     use super::*;
     use crate::config::CredentialChoice;
+    use azure_core::time::OffsetDateTime;
 
     fn ctx(access: Access) -> ErrorContext {
         ErrorContext {
@@ -1403,13 +1406,14 @@ mod tests {
         };
         check_usable(&p, &c).unwrap();
         p.expires = Some(OffsetDateTime::now_utc() - azure_core::time::Duration::minutes(1));
-        assert_eq!(check_usable(&p, &c).unwrap_err().kind(), ErrorKind::Expired);
+        let e = check_usable(&p, &c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Expired);
+        assert_eq!(e.state(), Some(SecretState::Expired));
         p.expires = None;
         p.not_before = Some(OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1));
-        assert!(check_usable(&p, &c)
-            .unwrap_err()
-            .message()
-            .contains("not valid yet"));
+        let e = check_usable(&p, &c).unwrap_err();
+        assert!(e.message().contains("not valid yet"));
+        assert_eq!(e.state(), Some(SecretState::NotYetValid));
         p.not_before = None;
         p.enabled = false;
         assert_eq!(

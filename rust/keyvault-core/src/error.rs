@@ -8,6 +8,7 @@
 //! but the core's own line breaks can reach a terminal through an error.
 
 use crate::printable::printable_lines;
+use crate::state::SecretState;
 use std::fmt;
 
 /// What went wrong, coarse enough for the bindings to map onto a small exception hierarchy.
@@ -73,6 +74,7 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    state: Option<SecretState>,
 }
 
 /// `Result` with the core's [`Error`].
@@ -85,6 +87,7 @@ impl Error {
             kind,
             message: printable_lines(&message.into()),
             hint: None,
+            state: None,
         }
     }
 
@@ -93,6 +96,19 @@ impl Error {
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(printable_lines(&hint.into()));
         self
+    }
+
+    /// Records the state of the secret that a read refused (disabled, expired, not yet valid),
+    /// so that `hg vault` can report it without telling the kinds apart by their message.
+    #[must_use]
+    pub fn with_state(mut self, state: SecretState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// The state of the refused secret, when the error is such a refusal.
+    pub fn state(&self) -> Option<SecretState> {
+        self.state
     }
 
     /// What went wrong, to branch on.

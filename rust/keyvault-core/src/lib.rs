@@ -30,6 +30,7 @@ pub mod secret;
 #[cfg(feature = "azure")]
 mod secret_cache;
 pub mod secret_ref;
+pub mod state;
 pub mod store;
 #[cfg(all(feature = "azure", target_os = "linux"))]
 mod system_roots;
@@ -52,6 +53,7 @@ pub use keyring::{KeyringBackend, KeyringConfig, KeyringStore};
 pub use name::{secret_name, NamePrefix};
 pub use secret::SecretValue;
 pub use secret_ref::SecretRef;
+pub use state::SecretState;
 pub use store::{
     copy_secret, CopyOutcome, Deleted, Provider, Secret, SecretProperties, SecretStore, SetOptions,
     StoreInfo, REF_TAG,

@@ -90,9 +90,10 @@ fn path_covers(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// The index of the group whose prefix covers `url` most specifically (the longest path; the first
-/// on a tie), or `None`. `user` is the username the URL itself carries, if any: a group whose
-/// username differs does not match, as in Mercurial.
+/// The index of the group whose prefix covers `url` most specifically (the longest path; on a tie
+/// the first that names a username, else the first), or `None`. `user` is the username the URL
+/// itself carries, if any: a group whose username differs does not match. Both rules are
+/// Mercurial's own (`httpconnection.readauthforuri`), so hg and the vault agree on the group.
 pub fn best_match(
     url: &str,
     groups: &[GroupPrefix<'_>],
@@ -103,7 +104,8 @@ pub fn best_match(
         return Ok(None);
     };
     let user = user.or(target.user.as_deref());
-    let mut best: Option<(usize, usize)> = None;
+    // (index, path length, whether the group names a username)
+    let mut best: Option<(usize, usize, bool)> = None;
     for (index, group) in groups.iter().enumerate() {
         reject_control_chars("[auth] prefix", group.prefix)?;
         if let (Some(wanted), Some(configured)) = (user, group.username) {
@@ -123,12 +125,16 @@ pub fn best_match(
                 && user_ok
                 && path_covers(&origin.path, &target.path);
             let len = origin.path.len();
-            if covers && best.is_none_or(|(_, best_len)| len > best_len) {
-                best = Some((index, len));
+            let named = group.username.is_some();
+            let better = best.is_none_or(|(_, best_len, best_named)| {
+                len > best_len || (len == best_len && named && !best_named)
+            });
+            if covers && better {
+                best = Some((index, len, named));
             }
         }
     }
-    Ok(best.map(|(index, _)| index))
+    Ok(best.map(|(index, _, _)| index))
 }
 
 /// Why one `[auth]` group does or does not cover a URL (for `hg vault check`).
@@ -377,6 +383,27 @@ mod tests {
         ];
         assert_eq!(best_match("https://h/a/b", &groups, None).unwrap(), Some(1));
         assert_eq!(best_match("https://h/b", &groups, None).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn on_a_tie_a_group_naming_the_user_wins_as_in_mercurial() {
+        let s = vec!["https".to_string()];
+        let shared = group("https://h/", &s);
+        let bob = GroupPrefix {
+            username: Some("bob"),
+            ..group("https://h/", &s)
+        };
+        let groups = [shared, bob];
+        // Otherwise hg would send bob's name with the shared group's password.
+        assert_eq!(
+            best_match("https://h/x", &groups, Some("bob")).unwrap(),
+            Some(1)
+        );
+        assert_eq!(best_match("https://h/x", &groups, None).unwrap(), Some(1));
+        assert_eq!(
+            best_match("https://h/x", &groups, Some("alice")).unwrap(),
+            Some(0)
+        );
     }
 
     #[test]

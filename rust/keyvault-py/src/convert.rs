@@ -3,19 +3,30 @@
 
 use hg_keyvault_core::azure::{CacheStatus, ValueSource};
 use hg_keyvault_core::credential::Identity;
+use hg_keyvault_core::state::SecretState;
 use hg_keyvault_core::store::{CopyOutcome, Deleted, SecretProperties, StoreInfo};
 use hg_keyvault_core::token_cache::TokenSource;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 fn epoch(t: Option<OffsetDateTime>) -> Option<f64> {
     t.map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
 }
 
-pub fn properties<'py>(py: Python<'py>, p: &SecretProperties) -> PyResult<Bound<'py, PyDict>> {
+/// A version's properties, with its `state` (`ok`, `expiring soon`, `expired`, `not yet valid`,
+/// `disabled`) and whether that state is `readable`, as the core computes them now with
+/// `warning` as the expiry warning period.
+pub fn properties<'py>(
+    py: Python<'py>,
+    p: &SecretProperties,
+    warning: Duration,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
+    let state = SecretState::of(p, OffsetDateTime::now_utc(), warning);
+    d.set_item("state", state.as_str())?;
+    d.set_item("readable", state.is_readable())?;
     d.set_item("ref", &p.secret_ref)?;
     d.set_item("name", &p.name)?;
     d.set_item("version", &p.version)?;
@@ -55,11 +66,12 @@ pub fn copy_outcome<'py>(
     py: Python<'py>,
     outcome: &CopyOutcome,
     request_id: Option<String>,
+    warning: Duration,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("copied", outcome.copied)?;
-    d.set_item("source", properties(py, &outcome.source)?)?;
-    d.set_item("target", properties(py, &outcome.target)?)?;
+    d.set_item("source", properties(py, &outcome.source, warning)?)?;
+    d.set_item("target", properties(py, &outcome.target, warning)?)?;
     d.set_item("request_id", request_id)?;
     Ok(d)
 }

@@ -1,5 +1,5 @@
 //! All error mapping of the bindings: one exception class per core error kind, each carrying the
-//! core's `kind`, `message` and `hint` as attributes (the Python side turns them into
+//! core's `kind`, `message`, `hint` and (for a refused secret) `state` as attributes (the Python side turns them into
 //! `error.Abort(message, hint=hint)`).
 
 use hg_keyvault_core::error::{Error, ErrorKind};
@@ -102,6 +102,8 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     let _ = value.setattr("message", message);
     let _ = value.setattr("hint", err.hint());
     let _ = value.setattr("request_id", None::<String>);
+    // A refused secret's state (`disabled`, `expired`, `not yet valid`) as the core computed it.
+    let _ = value.setattr("state", err.state().map(|s| s.as_str()));
     pyerr
 }
 

@@ -30,10 +30,21 @@ enum Backend {
 #[pyclass(frozen, module = "hgext3rd.keyvault._native")]
 pub struct Vault {
     backend: Backend,
+    /// How long before its expiry a secret's state is `expiring soon` (`keyvault.expiry-warning`).
+    expiry_warning: time::Duration,
 }
 
 fn parse_ref(py: Python<'_>, text: &str) -> PyResult<SecretRef> {
     SecretRef::parse(text).map_err(|e| to_pyerr(py, e))
+}
+
+fn warning_of(days: f64) -> PyResult<time::Duration> {
+    (days >= 0.0)
+        .then(|| time::Duration::checked_seconds_f64(days * 86400.0))
+        .flatten()
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err("expiry_warning must be a number of days")
+        })
 }
 
 fn timeout_of(seconds: f64) -> PyResult<Duration> {
@@ -89,7 +100,7 @@ impl Vault {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (url, *, credential="auto", cacerts=None, verify_challenge_resource=true,
                         timeout=10.0, name_prefix="hg-", user_agent=None, token_cache=true,
-                        secret_cache=0.0))]
+                        secret_cache=0.0, expiry_warning=14.0))]
     fn new(
         py: Python<'_>,
         url: &str,
@@ -101,6 +112,7 @@ impl Vault {
         user_agent: Option<String>,
         token_cache: bool,
         secret_cache: f64,
+        expiry_warning: f64,
     ) -> PyResult<Self> {
         let err = |e| to_pyerr(py, e);
         let mut config = VaultConfig::new(url).map_err(err)?;
@@ -119,26 +131,36 @@ impl Vault {
                     "secret_cache must be a number of seconds (0 = off)",
                 )
             })?;
+        let expiry_warning = warning_of(expiry_warning)?;
         let session = py.detach(|| Session::new(&config)).map_err(err)?;
         Ok(Vault {
             backend: Backend::Azure(Box::new(session)),
+            expiry_warning,
         })
     }
 
     /// A session on the OS keyring (`keyring`: auto, secret-service, keyutils, macos-keychain,
     /// windows-credential-manager).
     #[staticmethod]
-    #[pyo3(signature = (*, keyring="auto", timeout=10.0, name_prefix="hg-"))]
-    fn keyring(py: Python<'_>, keyring: &str, timeout: f64, name_prefix: &str) -> PyResult<Self> {
+    #[pyo3(signature = (*, keyring="auto", timeout=10.0, name_prefix="hg-", expiry_warning=14.0))]
+    fn keyring(
+        py: Python<'_>,
+        keyring: &str,
+        timeout: f64,
+        name_prefix: &str,
+        expiry_warning: f64,
+    ) -> PyResult<Self> {
         let err = |e| to_pyerr(py, e);
         let config = KeyringConfig {
             backend: keyring.parse::<KeyringBackend>().map_err(err)?,
             timeout: timeout_of(timeout)?,
             name_prefix: NamePrefix::parse(name_prefix).map_err(err)?,
         };
+        let expiry_warning = warning_of(expiry_warning)?;
         let store = py.detach(|| KeyringStore::new(&config)).map_err(err)?;
         Ok(Vault {
             backend: Backend::Keyring(store),
+            expiry_warning,
         })
     }
 
@@ -169,7 +191,7 @@ impl Vault {
             }),
         )?;
         let value = PyBytes::new(py, secret.value.expose());
-        let props = convert::properties(py, &secret.properties)?;
+        let props = convert::properties(py, &secret.properties, self.expiry_warning)?;
         props.set_item("request_id", id)?;
         convert::value_source(&props, source)?;
         Ok((value, props))
@@ -200,7 +222,12 @@ impl Vault {
                     Err(e) => Err(e),
                 };
                 match outcome {
-                    Ok(secret) => Ok(convert::properties(py, &secret.properties)?.into_any()),
+                    Ok(secret) => {
+                        Ok(
+                            convert::properties(py, &secret.properties, self.expiry_warning)?
+                                .into_any(),
+                        )
+                    }
                     Err(e) => Ok(to_pyerr(py, e).into_value(py).into_bound(py).into_any()),
                 }
             })
@@ -249,7 +276,7 @@ impl Vault {
     fn check<'py>(&self, py: Python<'py>, secret_ref: &str) -> PyResult<Bound<'py, PyDict>> {
         let r = parse_ref(py, secret_ref)?;
         let (secret, id) = unwrap_traced(py, traced(py, || self.store().get(&r, None)))?;
-        let props = convert::properties(py, &secret.properties)?;
+        let props = convert::properties(py, &secret.properties, self.expiry_warning)?;
         props.set_item("request_id", id)?;
         Ok(props)
     }
@@ -270,7 +297,7 @@ impl Vault {
             py,
             traced(py, || store::copy_secret(source.store(), self.store(), &r)),
         )?;
-        convert::copy_outcome(py, &outcome, id)
+        convert::copy_outcome(py, &outcome, id, self.expiry_warning)
     }
 
     /// Stores `value` as a new version of `secret_ref`; returns the new version's properties.
@@ -290,7 +317,7 @@ impl Vault {
             tags: convert::tags(tags),
         };
         let (props, id) = unwrap_traced(py, traced(py, || self.store().set(&r, &value, options)))?;
-        let props = convert::properties(py, &props)?;
+        let props = convert::properties(py, &props, self.expiry_warning)?;
         props.set_item("request_id", id)?;
         Ok(props)
     }
@@ -307,7 +334,7 @@ impl Vault {
     fn properties<'py>(&self, py: Python<'py>, secret_ref: &str) -> PyResult<Bound<'py, PyDict>> {
         let r = parse_ref(py, secret_ref)?;
         let (props, _) = unwrap_traced(py, traced(py, || self.store().properties(&r)))?;
-        convert::properties(py, &props)
+        convert::properties(py, &props, self.expiry_warning)
     }
 
     /// Properties of every version of `secret_ref`, oldest first.
@@ -316,7 +343,7 @@ impl Vault {
         let (all, _) = unwrap_traced(py, traced(py, || self.store().versions(&r)))?;
         let items = all
             .iter()
-            .map(|p| convert::properties(py, p))
+            .map(|p| convert::properties(py, p, self.expiry_warning))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }
@@ -332,7 +359,7 @@ impl Vault {
         let (all, _) = unwrap_traced(py, traced(py, || self.store().list()))?;
         let items = all
             .iter()
-            .map(|p| convert::properties(py, p))
+            .map(|p| convert::properties(py, p, self.expiry_warning))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::name::{secret_name, NamePrefix};
 use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
+use crate::state::SecretState;
 use crate::store::{
     clear_last_request_id, Deleted, Provider, Secret, SecretProperties, SecretStore, SetOptions,
     StoreInfo,
@@ -22,7 +23,6 @@ use backend::Opened;
 use envelope::Envelope;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 /// What a [`KeyringStore`] needs (the `[keyvault]` keys that apply to the keyring).
@@ -177,35 +177,32 @@ fn map_keyring_error(
     }
 }
 
+/// The keyring keeps dates but nothing enforces them: the state decides, as for Key Vault.
 fn disabled_or_expired(envelope: &Envelope, subject: &str, store: KeyringBackend) -> Result<()> {
-    let now = OffsetDateTime::now_utc();
-    let props = envelope.properties();
+    let state = SecretState::now(&envelope.properties());
     let renew = format!(
         "store a new version with `hg vault set {}`",
         envelope.secret_ref
     );
-    if !props.enabled {
-        return Err(Error::new(
+    let refused = match state {
+        SecretState::Disabled => Error::new(
             ErrorKind::Disabled,
             format!("{subject} is disabled in the {store} keyring"),
         )
-        .with_hint(renew));
-    }
-    if props.expires.is_some_and(|e| e <= now) {
-        return Err(Error::new(
+        .with_hint(renew),
+        SecretState::Expired => Error::new(
             ErrorKind::Expired,
             format!("{subject} has expired in the {store} keyring"),
         )
-        .with_hint(format!("{renew} (add --expires for its new expiry)")));
-    }
-    if props.not_before.is_some_and(|n| n > now) {
-        return Err(Error::new(
+        .with_hint(format!("{renew} (add --expires for its new expiry)")),
+        SecretState::NotYetValid => Error::new(
             ErrorKind::Expired,
             format!("{subject} is not valid yet in the {store} keyring"),
         )
-        .with_hint(renew));
-    }
-    Ok(())
+        .with_hint(renew),
+        _ => return Ok(()),
+    };
+    Err(refused.with_state(state))
 }
 
 /// A ref, its name and how messages call it.
@@ -483,6 +480,7 @@ impl SecretStore for KeyringStore {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use time::OffsetDateTime;
 
     fn record(enabled: bool, expires: Option<OffsetDateTime>) -> Envelope {
         let mut e = Envelope::new_version(
@@ -503,11 +501,22 @@ mod tests {
         disabled_or_expired(&record(true, None), "secret x", s).unwrap();
         let e = disabled_or_expired(&record(false, None), "secret x", s).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Disabled);
+        assert_eq!(e.state(), Some(SecretState::Disabled));
         assert!(e.hint().unwrap().contains("hg vault set secret://a/b"));
         let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
         let e = disabled_or_expired(&record(true, Some(past)), "secret x", s).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Expired);
+        assert_eq!(e.state(), Some(SecretState::Expired));
         assert!(e.message().contains("has expired in the keyutils keyring"));
+        let mut later = record(true, None);
+        later.not_before =
+            Some((OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp());
+        let e = disabled_or_expired(&later, "secret x", s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Expired);
+        assert_eq!(e.state(), Some(SecretState::NotYetValid));
+        assert!(e
+            .message()
+            .contains("is not valid yet in the keyutils keyring"));
     }
 
     #[test]
