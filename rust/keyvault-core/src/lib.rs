@@ -16,6 +16,7 @@ pub mod config;
 #[cfg(feature = "azure")]
 pub mod credential;
 pub mod error;
+mod fork_local;
 #[cfg(feature = "azure")]
 mod kernel_keys;
 pub mod keyring;
