@@ -12,6 +12,7 @@ pub mod blocking;
 #[cfg(feature = "azure")]
 mod cache_lock;
 pub mod challenge;
+pub mod ci_job;
 pub mod config;
 #[cfg(feature = "azure")]
 pub mod credential;
