@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fake_assertion, write_script, Emulator};
+use common::{write_script, Emulator};
 use hg_keyvault_core::{
     azure::SetOptions, CredentialChoice, CredentialEnv, ErrorKind, SecretRef, SecretValue, Session,
     CONTENT_TYPE, REF_TAG,
@@ -221,11 +221,7 @@ fn workload_identity_link_uses_the_federated_token_file() {
     let emu = Emulator::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
-    std::fs::write(
-        &file,
-        fake_assertion(&emu.client_id("officer"), &emu.s("tenant_id")),
-    )
-    .unwrap();
+    std::fs::write(&file, emu.federated_assertion("officer")).unwrap();
     let env = CredentialEnv::from_pairs([
         ("AZURE_TENANT_ID", emu.s("tenant_id")),
         ("AZURE_CLIENT_ID", emu.client_id("officer")),

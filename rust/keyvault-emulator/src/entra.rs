@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// An AAD-style error body, e.g. `AADSTS7000215: Invalid client secret provided.`
-fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Resp {
+pub(crate) fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Resp {
     let trace_id = new_uuid();
     let correlation_id = new_uuid();
     let timestamp = time::OffsetDateTime::now_utc()
@@ -75,7 +75,7 @@ fn resource_from_scopes(scopes: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn issue(app: &App, p: &Principal, resource: &str, lifetime: u64) -> (String, i64) {
+pub(crate) fn issue(app: &App, p: &Principal, resource: &str, lifetime: u64) -> (String, i64) {
     let iat = now();
     let exp = iat + lifetime as i64;
     let claims = json!({
@@ -152,6 +152,9 @@ pub fn token(app: &App, tenant: &str, body: &[u8], lifetime: Option<u64>) -> Res
                 50027,
                 "JWT token is invalid or malformed.",
             );
+        }
+        if let Err(refusal) = crate::federation::check_assertion(app, principal, &assertion) {
+            return *refusal;
         }
     } else {
         return aad_error(
