@@ -433,6 +433,37 @@ mod tests {
     }
 
     #[test]
+    fn each_ci_job_gets_its_own_key() {
+        // A later job on the same runner must not reuse an earlier job's access token: the
+        // federated credential's subject (branch, environment) is checked per exchange.
+        let gitlab = |token: &str| {
+            let mut e = CredentialEnv::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_ID_TOKEN", token),
+            ]);
+            e.set_id_token_variable(Some("AZURE_ID_TOKEN"));
+            cache_key(&config(), &e)
+        };
+        assert_ne!(gitlab("job-1-token"), gitlab("job-2-token"));
+        let github = |url: &str| {
+            cache_key(
+                &config(),
+                &CredentialEnv::from_pairs([
+                    ("AZURE_TENANT_ID", "t"),
+                    ("AZURE_CLIENT_ID", "c"),
+                    ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+                    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "r"),
+                ]),
+            )
+        };
+        assert_ne!(
+            github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000001/idtoken"),
+            github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000002/idtoken")
+        );
+    }
+
+    #[test]
     fn fresh_until_keeps_a_margin() {
         let now = OffsetDateTime::now_utc();
         assert_eq!(
