@@ -205,6 +205,19 @@ impl TokenCache {
             })
     }
 
+    /// The chain's error when no link applies (decided from the environment, no request sent);
+    /// `Ok` when some link might get a token.
+    pub(crate) async fn fail_without_links(&self) -> azure_core::Result<()> {
+        if self.chain.any_applies() {
+            return Ok(());
+        }
+        // With no link to try, the chain answers from its plan alone; the scope is not used.
+        self.chain
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await?;
+        Ok(())
+    }
+
     /// Waits for the right to fetch (bounded); look at [`Self::fresh`] again once it is held.
     pub(crate) async fn guard(&self) -> FetchGuard<'_> {
         let local = self.fetching.lock().await;
