@@ -106,12 +106,18 @@ impl std::fmt::Debug for KeyVaultStore {
 impl KeyVaultStore {
     /// A store for `config`, with credentials from the process environment.
     pub fn new(config: &VaultConfig) -> Result<Self> {
-        Self::with_env(config, &CredentialEnv::from_process())
+        Self::with_env(
+            config,
+            &CredentialEnv::from_process_with_id_token(config.id_token_env.as_deref()),
+        )
     }
 
     /// A store for `config`, with credentials from `env` (not the process environment).
     pub fn with_env(config: &VaultConfig, env: &CredentialEnv) -> Result<Self> {
         config.validate()?;
+        let mut env = env.clone();
+        env.set_id_token_variable(config.id_token_env.as_deref());
+        let env = &env;
         let http = transport::build_http_client(config)?;
         let options = transport::client_options(&http, config);
         let chain = Arc::new(CredentialChain::new(config.credential, env, &options)?);
@@ -234,6 +240,12 @@ impl KeyVaultStore {
     /// The configuration this store was built with.
     pub fn config(&self) -> &VaultConfig {
         &self.config
+    }
+
+    /// True when some credential link applies; when none does, operations fail with the chain's
+    /// list of reasons before any request (the token cache's policy sees to it).
+    pub fn identity_applies(&self) -> bool {
+        self.chain.any_applies()
     }
 
     /// The credential link that got a token, once one did.
@@ -1186,6 +1198,8 @@ mod tests {
             version: None,
             identity: Some(Identity {
                 link: CredentialChoice::Environment,
+                link_id: "environment",
+                via: "service principal secret (AZURE_CLIENT_SECRET)".into(),
                 tenant_id: Some("tid-1".into()),
                 client_id: Some("cid-1".into()),
                 object_id: Some("oid-1".into()),

@@ -15,8 +15,8 @@
 //! - Material is read at each use: a rotated federated token or a new `az login` turns older
 //!   entries into misses, never into errors. Anything that does not open is a miss.
 
-use crate::config::{CredentialChoice, VaultConfig};
-use crate::credential::{self, CredentialEnv, LinkPlan};
+use crate::config::VaultConfig;
+use crate::credential::{self, CredentialEnv};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::hkdf::{Salt, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -47,8 +47,9 @@ impl Purpose {
     }
 }
 
-/// The credential material of one link, read when a key is needed.
-enum Material {
+/// The credential material of one link, read when a key is needed. Each link names its own
+/// (`Link::seal_material`).
+pub(crate) enum Material {
     /// None: plain IMDS.
     Public,
     /// A value from the environment (client secret, identity header).
@@ -59,12 +60,12 @@ enum Material {
 
 /// Seals and opens the cache entries of one store, per the link that got the token.
 pub(crate) struct CacheSeal {
-    links: Vec<(CredentialChoice, Material)>,
+    links: Vec<(&'static str, Material)>,
 }
 
 impl std::fmt::Debug for CacheSeal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let links: Vec<_> = self.links.iter().map(|(l, _)| l.as_str()).collect();
+        let links: Vec<_> = self.links.iter().map(|(l, _)| *l).collect();
         f.debug_struct("CacheSeal").field("links", &links).finish()
     }
 }
@@ -72,33 +73,16 @@ impl std::fmt::Debug for CacheSeal {
 impl CacheSeal {
     /// The material of every link the chain may use for `config` in `env`.
     pub(crate) fn new(config: &VaultConfig, env: &CredentialEnv) -> Self {
-        let value = |name: &str| {
-            Material::Value(Zeroizing::new(env.get(name).unwrap_or_default().to_owned()))
-        };
-        let links = credential::plan(config.credential, env)
-            .into_iter()
-            .filter_map(|planned| {
-                let material = match planned.plan {
-                    LinkPlan::ClientSecret { .. } => value("AZURE_CLIENT_SECRET"),
-                    LinkPlan::WorkloadIdentity { token_file, .. } => {
-                        Material::Files(vec![token_file])
-                    }
-                    LinkPlan::ManagedIdentityEndpoint { .. } => value("IDENTITY_HEADER"),
-                    LinkPlan::ManagedIdentityImds { .. } => Material::Public,
-                    LinkPlan::AzureCli { .. } => Material::Files(azure_cli_login_files(env)),
-                    LinkPlan::Skip(_) | LinkPlan::Unsupported(_) => return None,
-                };
-                Some((planned.link, material))
-            })
-            .collect();
-        Self { links }
+        Self {
+            links: credential::seal_materials(config.credential, env),
+        }
     }
 
     /// `plaintext` sealed for the key `description`, under the material of `link`; `None` if
     /// `link` is not one of this store's (nothing is cached then).
     pub(crate) fn seal(
         &self,
-        link: CredentialChoice,
+        link: &str,
         purpose: Purpose,
         description: &str,
         plaintext: &[u8],
@@ -130,7 +114,7 @@ impl CacheSeal {
         purpose: Purpose,
         description: &str,
         sealed: &[u8],
-    ) -> Option<(CredentialChoice, Zeroizing<Vec<u8>>)> {
+    ) -> Option<(&'static str, Zeroizing<Vec<u8>>)> {
         let (header, rest) = sealed.split_at_checked(2)?;
         let (nonce, ciphertext) = rest.split_at_checked(NONCE_LEN)?;
         if header[0] != VERSION {
@@ -151,10 +135,10 @@ impl CacheSeal {
         Some((link, body))
     }
 
-    fn key(&self, link: CredentialChoice, purpose: Purpose) -> Option<LessSafeKey> {
+    fn key(&self, link: &str, purpose: Purpose) -> Option<LessSafeKey> {
         let (_, material) = self.links.iter().find(|(l, _)| *l == link)?;
         let mut ikm = Zeroizing::new(Vec::new());
-        push_field(&mut ikm, link.as_str().as_bytes());
+        push_field(&mut ikm, link.as_bytes());
         match material {
             Material::Public => {}
             Material::Value(v) => push_field(&mut ikm, v.as_bytes()),
@@ -187,37 +171,17 @@ fn aad(description: &str, header: &[u8]) -> Vec<u8> {
     aad
 }
 
-const LINKS: [CredentialChoice; 4] = [
-    CredentialChoice::Environment,
-    CredentialChoice::WorkloadIdentity,
-    CredentialChoice::ManagedIdentity,
-    CredentialChoice::AzureCli,
-];
-
-fn link_byte(link: CredentialChoice) -> Option<u8> {
-    LINKS.iter().position(|l| *l == link).map(|i| i as u8 + 1)
+/// A link's byte in an entry's header: its place in the chain's table, plus one.
+fn link_byte(link: &str) -> Option<u8> {
+    credential::link_ids()
+        .position(|l| l == link)
+        .and_then(|i| u8::try_from(i + 1).ok())
 }
 
-fn link_from_byte(b: u8) -> Option<CredentialChoice> {
-    LINKS.get(usize::from(b).checked_sub(1)?).copied()
+fn link_from_byte(b: u8) -> Option<&'static str> {
+    credential::link_ids().nth(usize::from(b).checked_sub(1)?)
 }
 
-/// The Azure CLI's login: the profile (who, which tenant) and MSAL's token cache and service
-/// principal entries (the refresh token or client secret; plain files on Linux and macOS,
-/// `.bin` when the CLI encrypts them).
-fn azure_cli_login_files(env: &CredentialEnv) -> Vec<PathBuf> {
-    let dir = crate::token_cache::azure_config_dir(env);
-    [
-        "azureProfile.json",
-        "msal_token_cache.json",
-        "msal_token_cache.bin",
-        "service_principal_entries.json",
-        "service_principal_entries.bin",
-    ]
-    .into_iter()
-    .map(|name| dir.join(name))
-    .collect()
-}
 
 #[cfg(test)]
 mod tests {
@@ -239,7 +203,9 @@ mod tests {
         )
     }
 
-    const ENV: CredentialChoice = CredentialChoice::Environment;
+    use crate::config::CredentialChoice;
+
+    const ENV: &str = "environment";
     const D: &str = "hg-keyvault:token:0123";
 
     #[test]
@@ -272,7 +238,7 @@ mod tests {
         );
         assert!(mi.open(Purpose::Token, D, &sealed).is_none());
         assert!(mi
-            .seal(CredentialChoice::Auto, Purpose::Token, D, b"x")
+            .seal("auto", Purpose::Token, D, b"x")
             .is_none());
     }
 
@@ -344,7 +310,7 @@ mod tests {
             ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
         ]);
         let seal = CacheSeal::new(&config(), &env);
-        let wi = CredentialChoice::WorkloadIdentity;
+        let wi = "workload-identity";
         let sealed = seal.seal(wi, Purpose::Token, D, b"token").unwrap();
         assert!(seal.open(Purpose::Token, D, &sealed).is_some());
         // The kubelet rotated the token: older entries no longer open.
@@ -371,7 +337,7 @@ mod tests {
             ("AZURE_CONFIG_DIR", azure.to_str().unwrap()),
         ]);
         let seal = CacheSeal::new(&pinned, &env);
-        let cli = CredentialChoice::AzureCli;
+        let cli = "azure-cli";
         let sealed = seal.seal(cli, Purpose::Token, D, b"token").unwrap();
         assert!(seal.open(Purpose::Token, D, &sealed).is_some());
         // The refresh token is the secret part of an az login: without it, no key.
@@ -385,7 +351,7 @@ mod tests {
         let mut pinned = config();
         pinned.credential = CredentialChoice::ManagedIdentity;
         let env = CredentialEnv::from_pairs([("PATH", "")]);
-        let mi = CredentialChoice::ManagedIdentity;
+        let mi = "azure-vm";
         let sealed = CacheSeal::new(&pinned, &env)
             .seal(mi, Purpose::Token, D, b"token")
             .unwrap();

@@ -14,12 +14,14 @@ mod cache_lock;
 #[cfg(feature = "azure")]
 mod cache_seal;
 pub mod challenge;
+pub mod ci_job;
 pub mod config;
 #[cfg(feature = "azure")]
 pub mod credential;
 #[cfg(feature = "azure")]
 mod entra_error;
 pub mod error;
+mod fork_local;
 #[cfg(feature = "azure")]
 mod kernel_keys;
 pub mod keyring;

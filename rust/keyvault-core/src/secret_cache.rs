@@ -145,7 +145,7 @@ impl SecretCache {
         let Ok(bytes) = serde_json::to_vec(&*payload).map(Zeroizing::new) else {
             return;
         };
-        let Some(link) = self.chain.selected_link() else {
+        let Some(link) = self.chain.selected_link_id() else {
             return;
         };
         let description = self.description(name, version);

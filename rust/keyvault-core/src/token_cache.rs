@@ -22,7 +22,7 @@
 use crate::cache_lock::{FileLock, LockDir};
 use crate::cache_seal::{CacheSeal, Purpose};
 use crate::config::{CredentialChoice, VaultConfig};
-use crate::credential::{self, CredentialChain, CredentialEnv, LinkPlan};
+use crate::credential::{self, CredentialChain, CredentialEnv};
 use crate::kernel_keys::KernelKeys;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
@@ -75,7 +75,8 @@ pub enum TokenSource {
 pub(crate) struct CachedToken {
     pub(crate) scope: String,
     pub(crate) token: AccessToken,
-    pub(crate) link: CredentialChoice,
+    /// The id of the link that got it (`azure-vm`, `github-actions`, ...).
+    pub(crate) link: String,
     pub(crate) fresh_until: OffsetDateTime,
 }
 
@@ -189,7 +190,7 @@ impl TokenCache {
                 t
             }
         };
-        self.chain.adopt(found.link, &found.token);
+        self.chain.adopt(&found.link, &found.token);
         self.note(TokenSource::Cache(found.fresh_until));
         Some(found)
     }
@@ -204,6 +205,19 @@ impl TokenCache {
                 let raw = self.kernel.as_ref()?.read(&self.challenge_description())?;
                 String::from_utf8(raw.to_vec()).ok()
             })
+    }
+
+    /// The chain's error when no link applies (decided from the environment, no request sent);
+    /// `Ok` when some link might get a token.
+    pub(crate) async fn fail_without_links(&self) -> azure_core::Result<()> {
+        if self.chain.any_applies() {
+            return Ok(());
+        }
+        // With no link to try, the chain answers from its plan alone; the scope is not used.
+        self.chain
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await?;
+        Ok(())
     }
 
     /// Waits for the right to fetch (bounded); look at [`Self::fresh`] again once it is held.
@@ -226,7 +240,11 @@ impl TokenCache {
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<CachedToken> {
         let token = self.chain.get_token(&[scope], options).await?;
-        let link = self.chain.selected_link().unwrap_or(CredentialChoice::Auto);
+        let link = self
+            .chain
+            .selected_link_id()
+            .unwrap_or(CredentialChoice::Auto.as_str())
+            .to_owned();
         let now = OffsetDateTime::now_utc();
         let entry = CachedToken {
             scope: scope.to_owned(),
@@ -290,14 +308,14 @@ impl TokenCache {
         let (link, raw) = self.seal.open(Purpose::Token, &description, &sealed)?;
         let p: Payload = serde_json::from_slice(&raw).ok()?;
         let mut p = Zeroizing::new(p);
-        if p.v != 1 || p.link != link.as_str() {
+        if p.v != 1 || p.link != link {
             return None;
         }
         let expires = OffsetDateTime::from_unix_timestamp(p.expires_on).ok()?;
         Some(CachedToken {
             scope: std::mem::take(&mut p.scope),
             token: AccessToken::new(Secret::new(std::mem::take(&mut p.token)), expires),
-            link: p.link.parse().ok()?,
+            link: std::mem::take(&mut p.link),
             fresh_until: OffsetDateTime::from_unix_timestamp(p.fresh_until).ok()?,
         })
     }
@@ -320,7 +338,7 @@ impl TokenCache {
             token: entry.token.token.secret().to_owned(),
             expires_on: entry.token.expires_on.unix_timestamp(),
             fresh_until: entry.fresh_until.unix_timestamp(),
-            link: entry.link.as_str().to_owned(),
+            link: entry.link.clone(),
         });
         let Ok(bytes) = serde_json::to_vec(&*payload).map(Zeroizing::new) else {
             return;
@@ -328,7 +346,7 @@ impl TokenCache {
         let description = self.description();
         if let Some(sealed) = self
             .seal
-            .seal(entry.link, Purpose::Token, &description, &bytes)
+            .seal(&entry.link, Purpose::Token, &description, &bytes)
         {
             kernel.write(&description, &sealed, ttl);
         }
@@ -381,9 +399,8 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
         h.update(v.as_bytes());
         h.update(b"\n");
     };
-    let digest = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
     let url = &config.vault_url;
-    line("hg-keyvault token cache", "1");
+    line("hg-keyvault token cache", "2");
     line(
         "vault",
         &format!(
@@ -398,71 +415,8 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
         "authority",
         &credential::authority_host(env).unwrap_or_default(),
     );
-    for planned in credential::plan(config.credential, env) {
-        line("link", planned.link.as_str());
-        match planned.plan {
-            LinkPlan::ClientSecret {
-                tenant_id,
-                client_id,
-            } => {
-                line("tenant", &tenant_id);
-                line("client", &client_id);
-                line(
-                    "secret",
-                    &digest(
-                        env.get("AZURE_CLIENT_SECRET")
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    ),
-                );
-            }
-            LinkPlan::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-            } => {
-                line("tenant", &tenant_id);
-                line("client", &client_id);
-                // Pods of one app share the path but not the token: each its own entry (sealed
-                // under that token, see cache_seal), rather than overwriting each other's.
-                let token = zeroize::Zeroizing::new(std::fs::read(&token_file).unwrap_or_default());
-                line("token-file", &token_file.display().to_string());
-                line("token", &digest(&token));
-            }
-            LinkPlan::ManagedIdentityEndpoint {
-                endpoint,
-                client_id,
-            } => {
-                line("endpoint", &endpoint);
-                line("client", client_id.as_deref().unwrap_or_default());
-                line(
-                    "header",
-                    &digest(env.get("IDENTITY_HEADER").unwrap_or_default().as_bytes()),
-                );
-            }
-            LinkPlan::ManagedIdentityImds { client_id } => {
-                line("client", client_id.as_deref().unwrap_or_default());
-            }
-            LinkPlan::AzureCli { az } => {
-                line("az", &az.display().to_string());
-                // `az login` / `az account set` rewrite the profile: a new user, a new key.
-                let profile = std::fs::read(azure_config_dir(env).join("azureProfile.json"))
-                    .unwrap_or_default();
-                line("profile", &digest(&profile));
-            }
-            LinkPlan::Skip(_) => line("plan", "skip"),
-            LinkPlan::Unsupported(_) => line("plan", "unsupported"),
-        }
-    }
+    credential::cache_key_lines(config.credential, env, &mut line);
     hex::encode(&h.finalize()[..16])
-}
-
-/// The Azure CLI's configuration directory (`AZURE_CONFIG_DIR`, else `~/.azure`).
-pub(crate) fn azure_config_dir(env: &CredentialEnv) -> std::path::PathBuf {
-    match env.get("AZURE_CONFIG_DIR") {
-        Some(d) => std::path::PathBuf::from(d),
-        None => std::path::PathBuf::from(env.get("HOME").unwrap_or("/nonexistent")).join(".azure"),
-    }
 }
 
 #[cfg(test)]
@@ -521,6 +475,37 @@ mod tests {
         std::fs::write(&file, "pod-b").unwrap();
         // Pods of one app: same path, their own token, their own entry.
         assert_ne!(pod_a, cache_key(&config(), &wi()));
+    }
+
+    #[test]
+    fn each_ci_job_gets_its_own_key() {
+        // A later job on the same runner must not reuse an earlier job's access token: the
+        // federated credential's subject (branch, environment) is checked per exchange.
+        let gitlab = |token: &str| {
+            let mut e = CredentialEnv::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_ID_TOKEN", token),
+            ]);
+            e.set_id_token_variable(Some("AZURE_ID_TOKEN"));
+            cache_key(&config(), &e)
+        };
+        assert_ne!(gitlab("job-1-token"), gitlab("job-2-token"));
+        let github = |url: &str| {
+            cache_key(
+                &config(),
+                &CredentialEnv::from_pairs([
+                    ("AZURE_TENANT_ID", "t"),
+                    ("AZURE_CLIENT_ID", "c"),
+                    ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+                    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "r"),
+                ]),
+            )
+        };
+        assert_ne!(
+            github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000001/idtoken"),
+            github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000002/idtoken")
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - Requests the SDK's policy authorized itself (PUT, DELETE) carry a token from the cache too:
 //!   a 401 to one drops it and sends the request once more with a fresh token (the SDK's only
 //!   retry after a 401 is spent on its challenge probe when the client is new).
+//! - No cached token and no credential link applies: the chain's error at once, without even
+//!   the challenge probe (off Azure with no identity, a command sends nothing).
 
 use crate::challenge;
 use crate::token_cache::TokenCache;
@@ -108,6 +110,7 @@ impl Policy for CachedTokenPolicy {
         let cached = match self.tokens.fresh(None) {
             Some(t) => t,
             None => {
+                self.tokens.fail_without_links().await?;
                 let _guard = self.tokens.guard().await;
                 match self.tokens.fresh(None) {
                     Some(t) => t,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fake_assertion, write_script, Emulator};
+use common::{write_script, Emulator};
 use hg_keyvault_core::{
     azure::SetOptions, CredentialChoice, CredentialEnv, ErrorKind, SecretRef, SecretValue, Session,
     CONTENT_TYPE, REF_TAG,
@@ -221,11 +221,7 @@ fn workload_identity_link_uses_the_federated_token_file() {
     let emu = Emulator::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
-    std::fs::write(
-        &file,
-        fake_assertion(&emu.client_id("officer"), &emu.s("tenant_id")),
-    )
-    .unwrap();
+    std::fs::write(&file, emu.federated_assertion("officer")).unwrap();
     let env = CredentialEnv::from_pairs([
         ("AZURE_TENANT_ID", emu.s("tenant_id")),
         ("AZURE_CLIENT_ID", emu.client_id("officer")),
@@ -412,7 +408,8 @@ fn all_links_failing_lists_every_link_and_why() {
     assert_eq!(err.kind(), ErrorKind::Unauthenticated);
     let m = err.message();
     let lines: Vec<&str> = m.lines().collect();
-    assert_eq!(lines.len(), 5, "{m}");
+    // One line per link of the table (crate::credential::links), in chain order.
+    assert_eq!(lines.len(), 12, "{m}");
     assert!(
         lines[1].starts_with("  environment: failed: ") && lines[1].contains("AADSTS7000215"),
         "{m}"
@@ -422,16 +419,20 @@ fn all_links_failing_lists_every_link_and_why() {
         "{m}"
     );
     assert!(
-        lines[3].starts_with(
-            "  managed-identity: skipped: IDENTITY_ENDPOINT, IDENTITY_HEADER are not set"
-        ),
+        lines[7]
+            .starts_with("  app-service: skipped: IDENTITY_ENDPOINT, IDENTITY_HEADER are not set"),
         "{m}"
     );
     assert!(
-        lines[4].starts_with("  azure-cli: failed: ") && lines[4].contains("az login"),
+        lines[10].starts_with("  azure-vm: skipped: not an Azure VM"),
         "{m}"
     );
-    assert!(err.hint().unwrap().contains("az login"));
+    assert!(
+        lines[11].starts_with("  azure-cli: failed: ") && lines[11].contains("az login"),
+        "{m}"
+    );
+    // The hint is that of the first link that applied: fix that one first.
+    assert!(err.hint().unwrap().contains("AZURE_CLIENT_SECRET"));
     assert_redacted(&err);
 }
 
@@ -815,6 +816,29 @@ fn untrusted_certificate_fails_at_once_naming_the_problem() {
     );
 }
 
+/// An identity that would apply, so that the vault is asked (the token is never needed: the
+/// vault cannot be reached first).
+fn some_identity() -> CredentialEnv {
+    CredentialEnv::from_pairs([
+        ("AZURE_TENANT_ID", "72f988bf-0000-4000-8000-00000000e1a1"),
+        ("AZURE_CLIENT_ID", "0f1ce000-0000-4000-8000-000000000009"),
+        ("AZURE_CLIENT_SECRET", "never-used"),
+    ])
+}
+
+#[test]
+fn no_applicable_link_fails_before_any_request() {
+    let emu = Emulator::start(&[]);
+    let s = Session::with_env(&emu.config(), CredentialEnv::default()).unwrap();
+    let err = s.get(&r("secret://nothing/x"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
+    assert!(err
+        .message()
+        .starts_with("no Azure credential could get a token; tried:\n"));
+    // Not even the vault's challenge probe: off Azure with no identity, nothing is sent.
+    assert_eq!(emu.request_log().len(), 0, "{:?}", emu.request_log());
+}
+
 #[test]
 fn refused_connection_fails_at_once() {
     let port = {
@@ -824,7 +848,7 @@ fn refused_connection_fails_at_once() {
     let mut config =
         hg_keyvault_core::VaultConfig::new(&format!("https://127.0.0.1:{port}/")).unwrap();
     config.verify_challenge_resource = false;
-    let s = Session::with_env(&config, CredentialEnv::default()).unwrap();
+    let s = Session::with_env(&config, some_identity()).unwrap();
     let start = Instant::now();
     let err = s.get(&r("secret://refused/x"), None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err:?}");
@@ -847,7 +871,7 @@ fn black_holed_port_times_out_at_the_deadline() {
     let mut config =
         hg_keyvault_core::VaultConfig::new(&format!("https://127.0.0.1:{port}/")).unwrap();
     config.timeout = Duration::from_millis(1500);
-    let s = Session::with_env(&config, CredentialEnv::default()).unwrap();
+    let s = Session::with_env(&config, some_identity()).unwrap();
     let start = Instant::now();
     let err = s.get(&r("secret://hole/x"), None).unwrap_err();
     let elapsed = start.elapsed();
@@ -1096,7 +1120,7 @@ mod common_sdk {
 fn unknown_host_fails_at_once() {
     let mut config = hg_keyvault_core::VaultConfig::new("https://no-such-vault.invalid/").unwrap();
     config.timeout = Duration::from_secs(5);
-    let s = Session::with_env(&config, CredentialEnv::default()).unwrap();
+    let s = Session::with_env(&config, some_identity()).unwrap();
     let start = Instant::now();
     let err = s.get(&r("secret://dns/x"), None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err:?}");

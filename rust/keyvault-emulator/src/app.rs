@@ -1,13 +1,18 @@
 //! The emulator's shared state.
 
+use crate::ci_oidc::CiIssuers;
 use crate::faults::Faults;
+use crate::federation::FederatedCredential;
+use crate::identity::arc::ArcState;
+use crate::identity::HostIdentities;
 use crate::jwt::TokenKey;
 use crate::principals::Principal;
 use crate::request_log::RequestLog;
 use crate::vault::Store;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 pub struct App {
     /// `https://127.0.0.1:PORT`, no trailing slash.
@@ -16,9 +21,18 @@ pub struct App {
     pub principals: Vec<Principal>,
     pub key: TokenKey,
     pub identity_header: String,
+    /// `MSI_SECRET` of the Azure Machine Learning endpoint.
+    pub msi_secret: String,
     pub token_lifetime: u64,
+    pub state_dir: PathBuf,
+    /// Where the Arc endpoint writes the key files its challenges name.
+    pub arc_token_dir: PathBuf,
     pub store: Mutex<Store>,
     pub faults: Mutex<Faults>,
+    pub ci: CiIssuers,
+    pub federated: Mutex<Vec<FederatedCredential>>,
+    pub host: Mutex<HostIdentities>,
+    pub arc: Mutex<ArcState>,
     /// Requests seen per target (control API excluded), and refused connections.
     pub counts: Mutex<BTreeMap<&'static str, u64>>,
     pub log: RequestLog,
@@ -27,6 +41,10 @@ pub struct App {
     /// When set, the time (Unix seconds) the vault stamps on secrets instead of the clock:
     /// lets a test create versions within one `created` second deterministically.
     pub frozen_clock: Mutex<Option<i64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl App {
@@ -44,12 +62,7 @@ impl App {
     }
 
     pub fn count(&self, what: &'static str) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(what)
-            .or_default() += 1;
+        *lock(&self.counts).entry(what).or_default() += 1;
     }
 
     pub fn access_policies(&self) -> bool {
@@ -62,13 +75,22 @@ impl App {
 
     /// The vault's clock for secret timestamps (`created`, `updated`, `deletedDate`).
     pub fn clock(&self) -> i64 {
-        self.frozen_clock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .unwrap_or_else(crate::http::now)
+        lock(&self.frozen_clock).unwrap_or_else(crate::http::now)
     }
 
-    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
+    pub fn federated(&self) -> MutexGuard<'_, Vec<FederatedCredential>> {
+        lock(&self.federated)
+    }
+
+    pub fn host_identities(&self) -> MutexGuard<'_, HostIdentities> {
+        lock(&self.host)
+    }
+
+    pub fn arc(&self) -> MutexGuard<'_, ArcState> {
+        lock(&self.arc)
     }
 }

@@ -6,7 +6,7 @@ use crate::http::{json, Resp};
 use hyper::Method;
 use serde_json::{json, Value};
 
-fn bad_request(message: &str) -> Resp {
+pub fn bad_request(message: &str) -> Resp {
     json(400, &json!({"error": message}))
 }
 
@@ -90,6 +90,14 @@ pub fn handle(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
         ("GET", "/_emulator/state" | "/_emulator") => json(200, &state(app)),
         ("POST" | "PUT", "/_emulator/permission-model") => set_permission_model(app, body),
         ("POST" | "PUT", "/_emulator/clock") => set_clock(app, body),
+        (_, p)
+            if p.starts_with("/_emulator/federated-credentials")
+                || p.starts_with("/_emulator/identities")
+                || p.starts_with("/_emulator/arc")
+                || p.starts_with("/_emulator/oidc") =>
+        {
+            crate::control_identity::handle(app, method.as_str(), p, body)
+        }
         _ => json(
             404,
             &json!({"error": format!("no control endpoint {method} {path}")}),

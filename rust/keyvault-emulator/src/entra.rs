@@ -18,7 +18,7 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// `"error_description": "AADSTS70011: ... is not valid.\r\nTrace ID: ...\r\nCorrelation ID:
 /// ...\r\nTimestamp: 2016-01-09 02:02:12Z"`, with `error_codes`, `timestamp`, `trace_id`,
 /// `correlation_id` and `error_uri`. Those escapes are what clients must be able to parse.
-fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Resp {
+pub(crate) fn aad_error(status: u16, error: &str, code: u32, text: &str) -> Resp {
     let trace_id = new_uuid();
     let correlation_id = new_uuid();
     let timestamp = time::OffsetDateTime::now_utc()
@@ -81,7 +81,7 @@ fn resource_from_scopes(scopes: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn issue(app: &App, p: &Principal, resource: &str, lifetime: u64) -> (String, i64) {
+pub(crate) fn issue(app: &App, p: &Principal, resource: &str, lifetime: u64) -> (String, i64) {
     let iat = now();
     let exp = iat + lifetime as i64;
     let claims = json!({
@@ -158,6 +158,9 @@ pub fn token(app: &App, tenant: &str, body: &[u8], lifetime: Option<u64>) -> Res
                 50027,
                 "JWT token is invalid or malformed.",
             );
+        }
+        if let Err(refusal) = crate::federation::check_assertion(app, principal, &assertion) {
+            return *refusal;
         }
     } else {
         return aad_error(

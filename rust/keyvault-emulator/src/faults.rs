@@ -12,6 +12,8 @@ pub enum Target {
     Token,
     Identity,
     Discovery,
+    /// The CI OIDC issuers (GitHub, Azure Pipelines, GitLab): their token endpoints and JWKS.
+    Oidc,
     All,
 }
 
@@ -22,6 +24,7 @@ impl Target {
             Target::Token => "token",
             Target::Identity => "identity",
             Target::Discovery => "discovery",
+            Target::Oidc => "oidc",
             Target::All => "all",
         }
     }

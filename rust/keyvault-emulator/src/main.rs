@@ -2,13 +2,18 @@
 //! on loopback HTTPS, for hg-keyvault's tests and demo. Not shipped.
 
 mod app;
+mod ci_oidc;
 mod control;
+mod control_identity;
 mod entra;
 mod faults;
+mod federation;
 mod http;
+mod identity;
 mod jwt;
 mod principals;
 mod request_log;
+mod rs256;
 mod server;
 mod tls;
 mod vault;
@@ -16,7 +21,7 @@ mod vault;
 use clap::Parser;
 use serde_json::json;
 use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -54,6 +59,35 @@ struct Args {
     /// Lifetime (expires_in) of issued access tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: u64,
+    /// A plain-HTTP managed identity endpoint, ROLE=ADDR:PORT (repeatable; PORT 0 picks a free
+    /// one). ROLE: imds, arc, cloudshell, ml, appservice. ADDR: loopback, or 169.254.169.254
+    /// for imds (bindable only in a network namespace that has it on its lo).
+    #[arg(long = "http-listen", value_name = "ROLE=ADDR:PORT", value_parser = parse_listen)]
+    http_listen: Vec<(identity::Role, SocketAddr)>,
+    /// Where the Arc endpoint writes its key files; defaults to <state-dir>/arc-tokens.
+    #[arg(long)]
+    arc_token_dir: Option<PathBuf>,
+}
+
+/// Azure's link-local IMDS address; the only non-loopback address the emulator will bind.
+const IMDS_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+
+fn parse_listen(text: &str) -> Result<(identity::Role, SocketAddr), String> {
+    let (role, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not ROLE=ADDR:PORT"))?;
+    let role: identity::Role = role.parse()?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not ADDR:PORT: {e}"))?;
+    let imds = role == identity::Role::Imds && addr.ip() == IpAddr::V4(IMDS_ADDR);
+    if !addr.ip().is_loopback() && !imds {
+        return Err(format!(
+            "{} is neither loopback nor 169.254.169.254 for imds",
+            addr.ip()
+        ));
+    }
+    Ok((role, addr))
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -89,6 +123,19 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let tls = tls::server_tls(ca)?;
     let ca_file = state_dir.join("ca.pem");
     std::fs::write(&ca_file, &tls.ca_pem)?;
+    let arc_token_dir = args
+        .arc_token_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join("arc-tokens"));
+    std::fs::create_dir_all(&arc_token_dir)?;
+    let arc_token_dir = std::fs::canonicalize(&arc_token_dir)?;
+    let mut plain = Vec::new();
+    for (role, addr) in &args.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--http-listen {}={addr}: {e}", role.name()))?;
+        plain.push((*role, listener));
+    }
     let log_path = args
         .request_log
         .unwrap_or_else(|| state_dir.join("requests.jsonl"));
@@ -109,9 +156,16 @@ async fn run(args: Args) -> Result<(), BoxError> {
         principals: principals::default_principals(),
         key: jwt::TokenKey::random(),
         identity_header: principals::random_secret(),
+        msi_secret: principals::random_secret(),
         token_lifetime: args.token_lifetime,
+        state_dir: state_dir.clone(),
+        arc_token_dir: arc_token_dir.clone(),
         store: Mutex::default(),
         faults: Mutex::new(fault_set),
+        ci: ci_oidc::CiIssuers::new(),
+        federated: Mutex::default(),
+        host: Mutex::default(),
+        arc: Mutex::default(),
         counts: Mutex::default(),
         log: request_log::RequestLog::open(&log_path)
             .map_err(|e| format!("cannot open request log {}: {e}", log_path.display()))?,
@@ -119,6 +173,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
         frozen_clock: Mutex::new(None),
     });
 
+    let mut http = serde_json::Map::new();
+    for (role, listener) in &plain {
+        let addr = listener.local_addr()?;
+        http.insert(role.name().into(), json!(format!("http://{addr}")));
+    }
     let ready = json!({
         "vault_url": format!("{base_url}/"),
         "authority_host": base_url,
@@ -133,9 +192,24 @@ async fn run(args: Args) -> Result<(), BoxError> {
         "port": port,
         "principals": app.principals,
         "permission_model": args.permission_model,
+        "http": http,
+        "msi_secret": app.msi_secret,
+        "arc_token_dir": arc_token_dir,
+        "oidc": ci_oidc::ready_info(&app),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
-    let server = tokio::spawn(server::accept_loop(app, listener, acceptor));
+    let mut servers = vec![tokio::spawn(server::accept_loop(
+        app.clone(),
+        listener,
+        acceptor,
+    ))];
+    for (role, listener) in plain {
+        servers.push(tokio::spawn(server::accept_plain(
+            app.clone(),
+            listener,
+            role,
+        )));
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{ready}")?;
@@ -147,7 +221,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    server.abort();
+    for server in servers {
+        server.abort();
+    }
     Ok(())
 }
 

@@ -113,5 +113,12 @@ pub fn default_principals() -> Vec<Principal> {
             "0b1ec700-0000-4000-8000-000000000004",
             &[ROLE_OFFICER],
         ),
+        // A user-assigned managed identity attached to the emulated host (IMDS selectors).
+        p(
+            "user-assigned",
+            "0f1ce000-0000-4000-8000-000000000005",
+            "0b1ec700-0000-4000-8000-000000000005",
+            &[ROLE_USER],
+        ),
     ]
 }

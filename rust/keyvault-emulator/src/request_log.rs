@@ -16,6 +16,9 @@ pub struct Entry {
     /// `None` when no response was sent (a `hang` or `refuse` fault).
     pub status: Option<u16>,
     pub target: &'static str,
+    /// The plain-HTTP listener's role (imds, arc, ...) when the request came to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<&'static str>,
     pub principal: Option<String>,
     pub user_agent: Option<String>,
     pub client_request_id: Option<String>,

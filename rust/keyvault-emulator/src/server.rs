@@ -4,8 +4,9 @@
 use crate::app::App;
 use crate::faults::{Kind, Probe, Target};
 use crate::http::{json, new_uuid, rfc3339_now, set_header, Resp};
+use crate::identity::Role;
 use crate::request_log::{safe_query, Entry};
-use crate::{control, entra, vault};
+use crate::{ci_oidc, control, entra, identity, vault};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request};
@@ -42,6 +43,30 @@ pub async fn accept_loop(app: Arc<App>, listener: TcpListener, acceptor: TlsAcce
     }
 }
 
+/// A plain-HTTP listener playing one managed identity endpoint (`--http-listen ROLE=ADDR:PORT`):
+/// the real ones are plain HTTP on loopback or link-local addresses.
+pub async fn accept_plain(app: Arc<App>, listener: TcpListener, role: Role) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        if app.faults().take_connection_refusal() {
+            app.count("refused_connections");
+            refuse(tcp);
+            continue;
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let service =
+                hyper::service::service_fn(move |req| handle(app.clone(), req, Some(role)));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
 /// Resets the connection (RST, not FIN), so that the client fails at once.
 fn refuse(tcp: TcpStream) {
     let _ = tcp.set_zero_linger();
@@ -54,7 +79,7 @@ async fn serve_connection(app: Arc<App>, acceptor: TlsAcceptor, tcp: TcpStream) 
         Ok(Ok(tls)) => tls,
         _ => return,
     };
-    let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
+    let service = hyper::service::service_fn(move |req| handle(app.clone(), req, None));
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(tls), service)
         .await;
@@ -64,6 +89,7 @@ fn classify(path: &str) -> Target {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         ["msi", ..] => Target::Identity,
+        ["github" | "pipelines" | "gitlab", _, ..] => Target::Oidc,
         [_, "discovery", ..] => Target::Discovery,
         [_, "oauth2", ..] => Target::Token,
         _ if segs.contains(&".well-known") => Target::Discovery,
@@ -146,20 +172,27 @@ fn decorate(resp: &mut Resp, client_request_id: Option<&str>) {
     set_header(resp, "x-content-type-options", "nosniff");
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Refused> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    role: Option<Role>,
+) -> Result<Resp, Refused> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Refused)?.to_bytes();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let client_request_id = header(&parts.headers, "x-ms-client-request-id");
-    if path == "/_emulator" || path.starts_with("/_emulator/") {
+    if role.is_none() && (path == "/_emulator" || path.starts_with("/_emulator/")) {
         let mut resp = control::handle(&app, &parts.method, &path, &body);
         decorate(&mut resp, client_request_id.as_deref());
         return Ok(resp);
     }
 
-    let target = classify(&path);
+    let target = match role {
+        Some(_) => Target::Identity,
+        None => classify(&path),
+    };
     let auth = (target == Target::Vault)
         .then(|| entra::bearer_claims(&app, &parts.headers))
         .flatten();
@@ -193,6 +226,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Refused> 
         query: safe_query(&query),
         status: None,
         target: target.as_str(),
+        listener: role.map(Role::name),
         principal: principal.clone(),
         user_agent: header(&parts.headers, "user-agent"),
         client_request_id: client_request_id.clone(),
@@ -232,6 +266,15 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Refused> 
     }
     let mut resp = resp.unwrap_or_else(|| match target {
         Target::Vault => vault::handle(&app, &parts.method, &path, &query, &body, auth),
+        Target::Identity if role.is_some() => identity::handle(
+            &app,
+            role.unwrap_or(Role::AppService),
+            &parts,
+            &body,
+            lifetime,
+        ),
+        Target::Oidc => ci_oidc::route(&app, parts.method.as_str(), &path, &query, &parts.headers)
+            .unwrap_or_else(|| json(404, &json!({"message": "Not found."}))),
         Target::Identity if parts.method == Method::GET && path == "/msi/token" => {
             entra::msi(&app, &parts.headers, &query, lifetime)
         }

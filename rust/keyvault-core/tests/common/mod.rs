@@ -165,6 +165,30 @@ impl Emulator {
         json["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A CI ID token (the emulator's GitLab-style issuer) that Entra accepts for `principal`:
+    /// registers the federated credential (issuer, subject, audience) and mints the token.
+    pub fn federated_assertion(&self, principal: &str) -> String {
+        let issuer = self.ready["oidc"]["gitlab"]["issuer"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let subject = format!("project_path:hg/ci:ref_type:branch:ref:{principal}");
+        let control = self.s("control_url");
+        let status = self.http(|c| {
+            c.post(format!("{control}/federated-credentials"))
+                .json_body(&serde_json::json!([
+                    {"principal": principal, "issuer": issuer, "subject": subject}
+                ]))
+        });
+        assert!(status < 300, "federated credentials: HTTP {status}");
+        let body = self.http_text(|c| {
+            c.post(format!("{control}/oidc/mint"))
+                .json_body(&serde_json::json!({"issuer": "gitlab", "claims": {"sub": subject}}))
+        });
+        let json: Value = serde_json::from_str(&body).unwrap();
+        json["token"].as_str().unwrap().to_owned()
+    }
+
     /// Lines of the request log.
     pub fn request_log(&self) -> Vec<Value> {
         std::fs::read_to_string(self.s("request_log"))
@@ -229,23 +253,4 @@ pub fn write_script(path: &Path, text: &str) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-}
-
-/// A JWT-shaped assertion (the emulator accepts any well-formed 3-part JWT for workload identity).
-pub fn fake_assertion(client_id: &str, tenant: &str) -> String {
-    use base64::Engine as _;
-    let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    format!(
-        "{}.{}.{}",
-        b(r#"{"alg":"RS256","typ":"JWT","kid":"test"}"#),
-        b(&format!(
-            r#"{{"iss":"https://token.actions.githubusercontent.com","sub":"repo:hg/ci","aud":"api://AzureADTokenExchange","tid":"{tenant}","azp":"{client_id}","iat":{now},"exp":{}}}"#,
-            now + 600
-        )),
-        b("signature")
-    )
 }

@@ -98,3 +98,74 @@ impl Drop for Emulator {
         let _ = self.child.wait();
     }
 }
+
+impl Emulator {
+    /// The emulator with every plain-HTTP identity listener on 127.0.0.1 (free ports).
+    pub fn with_identity_listeners() -> Emulator {
+        Emulator::start(&[
+            "--http-listen",
+            "imds=127.0.0.1:0",
+            "--http-listen",
+            "arc=127.0.0.1:0",
+            "--http-listen",
+            "cloudshell=127.0.0.1:0",
+            "--http-listen",
+            "ml=127.0.0.1:0",
+            "--http-listen",
+            "appservice=127.0.0.1:0",
+        ])
+    }
+
+    /// `http://127.0.0.1:PORT` + `path` on the listener of `role`.
+    pub fn http_url(&self, role: &str, path: &str) -> String {
+        format!("{}{}", self.ready["http"][role].as_str().unwrap(), path)
+    }
+
+    pub fn s(&self, key: &str) -> String {
+        self.ready[key].as_str().unwrap().to_string()
+    }
+
+    /// POSTs a control API request and returns the JSON answer (asserting 200).
+    pub fn control(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(self.url(&format!("/_emulator{path}")))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "control {path}");
+        resp.json().unwrap()
+    }
+
+    /// The token endpoint's answer to a client assertion presented for `principal`.
+    pub fn exchange(&self, principal: &str, assertion: &str) -> reqwest::blocking::Response {
+        let p = self.principal(principal);
+        self.http
+            .post(self.url(&format!(
+                "/{}/oauth2/v2.0/token",
+                self.ready["tenant_id"].as_str().unwrap()
+            )))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", p["client_id"].as_str().unwrap()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion),
+                ("scope", "https://vault.azure.net/.default"),
+            ])
+            .send()
+            .unwrap()
+    }
+}
+
+/// The claims of a JWT (no signature check).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
