@@ -80,6 +80,54 @@ def test_pull_names_repo_node_and_command_in_user_agent_and_audit_log(bed, tmp_p
     assert bed.server.password not in log.read_text()
 
 
+def test_a_ci_job_is_named_in_user_agent_audit_log_and_hg_vault(bed, tmp_path):
+    bed.provision()
+    log = tmp_path / "audit.jsonl"
+    client = bed.client(tmp_path, extra=f"[keyvault]\naudit-log = {log}\n")
+    client.env.update(GITHUB_ACTIONS="true", GITHUB_RUN_ID="4242", GITHUB_JOB="build")
+    before = len(bed.emulator.requests())
+    result = client.hg("clone", bed.server.repo_url(), "work")
+    assert result.returncode == 0, result.output
+
+    requests = bed.emulator.requests()[before:]
+    assert requests
+    # Every request of the command, the identity endpoint's included, names the job.
+    for r in requests:
+        assert "; ci=github-actions:4242/build)" in r["user_agent"], r
+    [entry] = [e for e in lines(log) if e["command"] == "clone"]
+    assert entry["ci_job"] == "github-actions:4242/build"
+    assert entry["link"] == "app-service"
+
+    status = client.hg("vault", "-T", "json")
+    [data] = json.loads(status.stdout)
+    assert data["ci_job"] == "github-actions:4242/build"
+    assert data["link"] == "app-service"
+    assert data["via"] == "managed identity (App Service / Container Apps: IDENTITY_ENDPOINT)"
+    plain = client.hg("vault").stdout
+    assert (
+        "via:        managed identity (App Service / Container Apps: IDENTITY_ENDPOINT)\n" in plain
+    )
+    assert "ci job:     github-actions:4242/build\n" in plain
+
+
+def test_no_ci_job_outside_ci(bed, tmp_path):
+    bed.provision()
+    client = bed.client(tmp_path)
+    for name in list(client.env):
+        if name in (
+            "GITHUB_ACTIONS",
+            "GITHUB_RUN_ID",
+            "TF_BUILD",
+            "GITLAB_CI",
+            "JENKINS_URL",
+            "BUILD_TAG",
+        ):
+            del client.env[name]
+    [data] = json.loads(client.hg("vault", "-T", "json").stdout)
+    assert data["ci_job"] is None
+    assert "ci job:" not in client.hg("vault").stdout
+
+
 def test_a_refused_read_is_logged_with_the_refused_request_id(bed, tmp_path):
     bed.provision()
     log = tmp_path / "audit.jsonl"

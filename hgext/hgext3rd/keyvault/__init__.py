@@ -83,9 +83,14 @@ control or escape characters.
 The identity used to read the vault is found in this order, each tried only
 when its inputs exist: environment (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``,
 ``AZURE_CLIENT_SECRET``), workload identity (``AZURE_FEDERATED_TOKEN_FILE``),
-managed identity (``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``), Azure CLI
-(``az login``). Reading needs the role "Key Vault Secrets User" on the vault,
-writing "Key Vault Secrets Officer".
+the CI job's own OIDC token (GitHub/Forgejo Actions with ``id-token: write``,
+Azure Pipelines, GitLab/Heptapod ``id_tokens``; with ``AZURE_CLIENT_ID`` and
+``AZURE_TENANT_ID``), managed identity (App Service/Container Apps, Azure Arc,
+Cloud Shell, Azure Machine Learning, and an Azure VM's IMDS only when the
+machine's SMBIOS asset tag says it is one: nothing is probed), Azure CLI
+(``az login``). ``hg vault`` says which one answered and why. Reading needs
+the role "Key Vault Secrets User" on the vault, writing "Key Vault Secrets
+Officer".
 
 Configs::
 
@@ -98,9 +103,14 @@ Configs::
     url = https://contoso-hg.vault.azure.net/
 
     # Which identity to use: auto (the order above), environment,
-    # workload-identity, managed-identity or azure-cli. Naming one pins it;
-    # managed-identity named here also tries the VM metadata endpoint.
+    # workload-identity, ci-oidc, managed-identity or azure-cli. Naming one
+    # pins it; managed-identity named here also asks the VM metadata
+    # endpoint without the SMBIOS evidence.
     credential = auto
+
+    # The environment variable holding the CI job's ID token, for GitLab and
+    # Heptapod id_tokens: (aud: api://AzureADTokenExchange) (default: none).
+    id-token-env = AZURE_ID_TOKEN
 
     # A PEM file of extra root certificates, for the vault and the identity
     # endpoints, added to the system's (private clouds, tests).

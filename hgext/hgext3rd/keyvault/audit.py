@@ -3,10 +3,11 @@
 Two places record it. Every vault request carries a User-Agent suffix naming the
 tool, the repository's root name, the working directory parent's short hash and
 the hg command (Key Vault's diagnostic logs record the User-Agent, the caller's
-identity and the ``x-ms-client-request-id``). And, when ``keyvault.audit-log``
+identity and the ``x-ms-client-request-id``), and the CI job when one is
+detected (``ci=github-actions:<run>/<job>``...). And, when ``keyvault.audit-log``
 is set, one JSON line per access is appended to that file: time, OS user,
-identity ids, repository, node, command, ref, name, version, request id and
-outcome, never a value.
+identity ids, repository, node, command, CI job, ref, name, version, request id
+and outcome, never a value.
 
 The command and repository are captured when Mercurial dispatches a command;
 the node is read only when a vault access actually happens.
@@ -24,6 +25,8 @@ _repo = None
 _described: dict | None = None
 
 _TOKEN_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
+# A CI job id keeps its ``system:run/job`` separators.
+_CI_CHARS = re.compile(r"[^A-Za-z0-9._+:/-]")
 
 
 def capture(command, repo) -> None:
@@ -93,16 +96,26 @@ def describe(ui) -> dict:
     return _described
 
 
+def ci_job() -> str | None:
+    """``system:id`` of the CI job running this process (the core detects it), or None."""
+    from . import _native
+
+    job = _native.ci_job()
+    return job["describe"] if job else None
+
+
 def user_agent(ui, tool_version: str) -> str:
-    """The User-Agent suffix: tool and versions, then repository, node and command."""
+    """The User-Agent suffix: tool and versions, then repository, node, command and CI job."""
     from mercurial import util as hgutil
 
     hg_version = hgutil.version().decode("ascii", "replace")
     context = describe(ui)
     node = context["node"][:12] if context["node"] else "-"
+    job = ci_job()
+    ci = f"; ci={_CI_CHARS.sub('_', job)[:96]}" if job else ""
     return (
         f"hg-keyvault/{_token(tool_version)} mercurial/{_token(hg_version)} "
-        f"(repo={_token(context['repo_name'])}; node={node}; cmd={_token(context['command'])})"
+        f"(repo={_token(context['repo_name'])}; node={node}; cmd={_token(context['command'])}{ci})"
     )
 
 
@@ -192,12 +205,14 @@ def record(
         "provider": getattr(client, "provider", None),
         "store": getattr(client, "url", None) or _keyring_location(client),
         "credential": identity.get("link"),
+        "link": identity.get("link_id"),
         "tenant_id": identity.get("tenant_id"),
         "client_id": identity.get("client_id"),
         "object_id": identity.get("object_id"),
         "repo": context["repo"],
         "node": context["node"],
         "command": context["command"],
+        "ci_job": ci_job(),
         "action": action,
         "group": group,
         "ref": ref,

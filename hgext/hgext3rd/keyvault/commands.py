@@ -72,6 +72,14 @@ def vault_status(ui, **opts):
     fm.data(credential=opt(credential))
     if client.provider == "azure":
         fm.plain(b"credential: %s\n" % b(credential))
+    # Which link answered and why it was chosen: "managed identity (Azure VM: SMBIOS asset tag)".
+    fm.data(link=opt(identity.get("link_id")), via=opt(identity.get("via")))
+    if identity.get("via"):
+        fm.plain(b"via:        %s\n" % b(identity["via"]))
+    job = audit.ci_job()
+    fm.data(ci_job=opt(job))
+    if job:
+        fm.plain(b"ci job:     %s\n" % b(job))
     fm.data(
         tenant_id=opt(identity.get("tenant_id")),
         client_id=opt(identity.get("client_id")),

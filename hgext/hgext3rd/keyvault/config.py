@@ -7,6 +7,7 @@ secret comes from or where it goes.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from mercurial import registrar
@@ -28,11 +29,14 @@ configitem(b"keyvault", b"audit-log", default=None)
 configitem(b"smtp", b"vault", default=None)
 configitem(b"keyvault", b"token-cache", default=True)
 configitem(b"keyvault", b"secret-cache", default=0.0)
+# The environment variable holding the CI's ID token (GitLab/Heptapod id_tokens:).
+configitem(b"keyvault", b"id-token-env", default=None)
 
 CREDENTIAL_CHOICES = (
     b"auto",
     b"environment",
     b"workload-identity",
+    b"ci-oidc",
     b"managed-identity",
     b"azure-cli",
 )
@@ -75,6 +79,7 @@ class VaultSettings(NamedTuple):
     name_prefix: str
     token_cache: bool = True
     secret_cache: float = 0.0
+    id_token_env: str | None = None
 
     def keyring_kwargs(self) -> dict:
         return {
@@ -92,6 +97,7 @@ class VaultSettings(NamedTuple):
             "name_prefix": self.name_prefix,
             "token_cache": self.token_cache,
             "secret_cache": self.secret_cache,
+            "id_token_env": self.id_token_env,
         }
 
 
@@ -152,6 +158,14 @@ def vault_settings(ui) -> VaultSettings:
             % ui.config(b"keyvault", b"expiry-warning"),
             hint=b"the default is 14",
         )
+    id_token_env = ui.config(b"keyvault", b"id-token-env") or None
+    if id_token_env is not None and not re.fullmatch(
+        rb"[A-Za-z_][A-Za-z0-9_]{0,127}", id_token_env
+    ):
+        raise error.ConfigError(
+            b"keyvault.id-token-env: '%s' is not an environment variable name" % id_token_env,
+            hint=b"name the variable of the job's id_tokens: entry, e.g. AZURE_ID_TOKEN",
+        )
     cacerts = ui.config(b"keyvault", b"cacerts")
     if cacerts:
         cacerts = util.expandpath(cacerts)
@@ -167,6 +181,7 @@ def vault_settings(ui) -> VaultSettings:
         name_prefix=_text(ui.config(b"keyvault", b"name-prefix") or b"hg-"),
         token_cache=ui.configbool(b"keyvault", b"token-cache"),
         secret_cache=secret_cache,
+        id_token_env=_text(id_token_env),
     )
 
 

@@ -93,12 +93,18 @@ impl std::fmt::Debug for KeyVaultStore {
 impl KeyVaultStore {
     /// A store for `config`, with credentials from the process environment.
     pub fn new(config: &VaultConfig) -> Result<Self> {
-        Self::with_env(config, &CredentialEnv::from_process())
+        Self::with_env(
+            config,
+            &CredentialEnv::from_process_with_id_token(config.id_token_env.as_deref()),
+        )
     }
 
     /// A store for `config`, with credentials from `env` (not the process environment).
     pub fn with_env(config: &VaultConfig, env: &CredentialEnv) -> Result<Self> {
         config.validate()?;
+        let mut env = env.clone();
+        env.set_id_token_variable(config.id_token_env.as_deref());
+        let env = &env;
         let http = transport::build_http_client(config)?;
         let options = transport::client_options(&http, config);
         let chain = Arc::new(CredentialChain::new(config.credential, env, &options)?);
@@ -975,6 +981,8 @@ mod tests {
             version: None,
             identity: Some(Identity {
                 link: CredentialChoice::Environment,
+                link_id: "environment",
+                via: "service principal secret (AZURE_CLIENT_SECRET)".into(),
                 tenant_id: Some("tid-1".into()),
                 client_id: Some("cid-1".into()),
                 object_id: Some("oid-1".into()),

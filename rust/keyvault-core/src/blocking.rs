@@ -3,10 +3,9 @@
 //! around them).
 //!
 //! Mercurial's chg forks its server process for each command. A runtime, its reactor and the
-//! pooled connections must never be used on both sides of a fork: the session records the pid
-//! it was built in and, in a child, builds a new runtime and new clients (and leaks the
-//! inherited ones rather than dropping them, since dropping would wait for threads that do not
-//! exist in the child and could write to sockets the parent still uses).
+//! pooled connections must never be used on both sides of a fork: they live in a
+//! [`ForkLocal`], so a child builds a new runtime and new clients (and leaks the inherited ones
+//! rather than dropping them).
 
 use crate::azure::{
     CacheStatus, Deleted, KeyVaultStore, Secret, SecretProperties, SetOptions, ValueSource,
@@ -14,10 +13,10 @@ use crate::azure::{
 use crate::config::{CredentialChoice, VaultConfig};
 use crate::credential::{CredentialEnv, Identity};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork_local::{ForkLocal, ForkLocalGuard};
 use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
 use crate::store::{Provider, SecretStore, StoreInfo};
-use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug)]
 enum EnvSource {
@@ -28,7 +27,6 @@ enum EnvSource {
 }
 
 struct Live {
-    pid: u32,
     runtime: tokio::runtime::Runtime,
     store: KeyVaultStore,
 }
@@ -37,7 +35,7 @@ struct Live {
 pub struct Session {
     config: VaultConfig,
     env: EnvSource,
-    live: Mutex<Option<Live>>,
+    live: ForkLocal<Live>,
 }
 
 impl std::fmt::Debug for Session {
@@ -52,8 +50,7 @@ impl std::fmt::Debug for Session {
 /// Blocks on one store method, in a live (post-fork-safe) runtime.
 macro_rules! run {
     ($session:expr, $method:ident($($arg:expr),*)) => {{
-        let guard = $session.live()?;
-        let live = guard.as_ref().expect("live() fills the session");
+        let live = $session.live()?;
         live.runtime.block_on(live.store.$method($($arg),*))
     }};
 }
@@ -74,7 +71,7 @@ impl Session {
         let session = Session {
             config: config.clone(),
             env,
-            live: Mutex::new(None),
+            live: ForkLocal::new(),
         };
         // Fail early on configuration errors (CA bundle, authority host...).
         drop(session.live()?);
@@ -104,27 +101,11 @@ impl Session {
                 EnvSource::Fixed(env) => KeyVaultStore::with_env(&self.config, env)?,
             }
         };
-        Ok(Live {
-            pid: std::process::id(),
-            runtime,
-            store,
-        })
+        Ok(Live { runtime, store })
     }
 
-    fn live(&self) -> Result<MutexGuard<'_, Option<Live>>> {
-        let mut guard = self
-            .live
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pid = std::process::id();
-        if let Some(old) = guard.take_if(|l| l.pid != pid) {
-            // Inherited across a fork: never drop (see the module docs).
-            std::mem::forget(old);
-        }
-        if guard.is_none() {
-            *guard = Some(self.make_live()?);
-        }
-        Ok(guard)
+    fn live(&self) -> Result<ForkLocalGuard<'_, Live>> {
+        self.live.get_or_try_init(|| self.make_live())
     }
 
     /// See [`KeyVaultStore::get`].
@@ -148,32 +129,17 @@ impl Session {
 
     /// See [`KeyVaultStore::cache_status`].
     pub fn cache_status(&self) -> Result<CacheStatus> {
-        let guard = self.live()?;
-        Ok(guard
-            .as_ref()
-            .expect("live() fills the session")
-            .store
-            .cache_status())
+        Ok(self.live()?.store.cache_status())
     }
 
     /// See [`KeyVaultStore::cached_for`].
     pub fn cached_for(&self, secret_ref: &SecretRef) -> Result<Option<std::time::Duration>> {
-        let guard = self.live()?;
-        Ok(guard
-            .as_ref()
-            .expect("live() fills the session")
-            .store
-            .cached_for(secret_ref))
+        Ok(self.live()?.store.cached_for(secret_ref))
     }
 
     /// See [`KeyVaultStore::forget_cached`].
     pub fn forget_cached(&self, secret_ref: &SecretRef) -> Result<()> {
-        let guard = self.live()?;
-        guard
-            .as_ref()
-            .expect("live() fills the session")
-            .store
-            .forget_cached(secret_ref);
+        self.live()?.store.forget_cached(secret_ref);
         Ok(())
     }
 
@@ -219,16 +185,12 @@ impl Session {
 
     /// The credential link that got a token, once one did (in this process).
     pub fn selected_link(&self) -> Option<CredentialChoice> {
-        let guard = self.live.lock().ok()?;
-        let live = guard.as_ref()?;
-        (live.pid == std::process::id())
-            .then(|| live.store.selected_link())
-            .flatten()
+        self.live.peek()?.store.selected_link()
     }
 
     /// The pid the runtime and clients were built in (for tests of the fork handling).
     pub fn built_in_pid(&self) -> Option<u32> {
-        self.live.lock().ok()?.as_ref().map(|l| l.pid)
+        self.live.built_in_pid()
     }
 }
 

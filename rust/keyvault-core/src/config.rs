@@ -11,14 +11,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Which credential(s) to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CredentialChoice {
-    /// The chain: environment -> workload identity -> managed identity -> Azure CLI.
+    /// The chain: environment -> workload identity -> CI OIDC -> managed identity -> Azure CLI.
     #[default]
     Auto,
     /// Service principal with a secret from `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`.
     Environment,
     /// Federated token file (`AZURE_FEDERATED_TOKEN_FILE`), as on AKS and in CI with OIDC.
     WorkloadIdentity,
-    /// Managed identity (App Service/container endpoint, else IMDS).
+    /// The CI's own OIDC token (GitHub/Forgejo Actions, Azure Pipelines, GitLab/Heptapod id_tokens).
+    CiOidc,
+    /// Managed identity (App Service/Container Apps, Arc, Cloud Shell/ML endpoints, else IMDS).
     ManagedIdentity,
     /// `az account get-access-token`.
     AzureCli,
@@ -26,10 +28,11 @@ pub enum CredentialChoice {
 
 impl CredentialChoice {
     /// Every choice, in chain order after `auto`.
-    pub const ALL: [CredentialChoice; 5] = [
+    pub const ALL: [CredentialChoice; 6] = [
         CredentialChoice::Auto,
         CredentialChoice::Environment,
         CredentialChoice::WorkloadIdentity,
+        CredentialChoice::CiOidc,
         CredentialChoice::ManagedIdentity,
         CredentialChoice::AzureCli,
     ];
@@ -40,6 +43,7 @@ impl CredentialChoice {
             CredentialChoice::Auto => "auto",
             CredentialChoice::Environment => "environment",
             CredentialChoice::WorkloadIdentity => "workload-identity",
+            CredentialChoice::CiOidc => "ci-oidc",
             CredentialChoice::ManagedIdentity => "managed-identity",
             CredentialChoice::AzureCli => "azure-cli",
         }
@@ -96,6 +100,8 @@ pub struct VaultConfig {
     pub token_cache: bool,
     /// Keep values read from the vault this long in the kernel keyring (off when `None`).
     pub secret_cache_ttl: Option<Duration>,
+    /// The environment variable that holds the CI's ID token (GitLab/Heptapod `id_tokens`).
+    pub id_token_env: Option<String>,
 }
 
 impl VaultConfig {
@@ -111,6 +117,7 @@ impl VaultConfig {
             user_agent_suffix: None,
             token_cache: true,
             secret_cache_ttl: None,
+            id_token_env: None,
         })
     }
 
@@ -127,6 +134,21 @@ impl VaultConfig {
                     "the User-Agent suffix must be printable ASCII of at most 200 characters",
                 )
                 .with_hint("use something like 'hg-keyvault/0.1 mercurial/7.2'"));
+            }
+        }
+        if let Some(name) = &self.id_token_env {
+            let valid = !name.is_empty()
+                && name.len() <= 128
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !name.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                return Err(Error::bad_config(format!(
+                    "keyvault.id-token-env '{}' is not an environment variable name",
+                    name.escape_debug()
+                ))
+                .with_hint(
+                    "name the variable of the job's id_tokens: entry, e.g. AZURE_ID_TOKEN",
+                ));
             }
         }
         if let Some(path) = &self.extra_roots_pem {
@@ -189,6 +211,7 @@ mod tests {
         assert_eq!(c.extra_roots_pem, None);
         assert!(c.token_cache);
         assert_eq!(c.secret_cache_ttl, None);
+        assert_eq!(c.id_token_env, None);
         c.validate().unwrap();
         let c = VaultConfig::new("https://127.0.0.1:8443/").unwrap();
         assert_eq!(c.vault_url.as_str(), "https://127.0.0.1:8443/");
@@ -219,6 +242,17 @@ mod tests {
         c.user_agent_suffix = Some("a\r\nX-Evil: 1".into());
         assert_eq!(c.validate().unwrap_err().kind(), ErrorKind::BadConfig);
         c.user_agent_suffix = None;
+        for bad in ["", "A-B", "1X", "A B"] {
+            c.id_token_env = Some(bad.into());
+            assert_eq!(
+                c.validate().unwrap_err().kind(),
+                ErrorKind::BadConfig,
+                "{bad}"
+            );
+        }
+        c.id_token_env = Some("AZURE_ID_TOKEN".into());
+        c.validate().unwrap();
+        c.id_token_env = None;
         c.extra_roots_pem = Some("/nonexistent/ca.pem".into());
         assert!(c
             .validate()
@@ -234,6 +268,7 @@ mod tests {
             ("environment", CredentialChoice::Environment),
             ("workload-identity", CredentialChoice::WorkloadIdentity),
             ("managed-identity", CredentialChoice::ManagedIdentity),
+            ("ci-oidc", CredentialChoice::CiOidc),
             ("azure-cli", CredentialChoice::AzureCli),
             (" Azure-CLI ", CredentialChoice::AzureCli),
         ] {
@@ -252,7 +287,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::BadConfig);
         assert_eq!(
             err.message(),
-            "unknown credential 'az'; choose one of auto, environment, workload-identity, managed-identity, azure-cli"
+            "unknown credential 'az'; choose one of auto, environment, workload-identity, ci-oidc, managed-identity, azure-cli"
         );
     }
 }

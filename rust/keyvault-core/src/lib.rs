@@ -12,10 +12,12 @@ pub mod blocking;
 #[cfg(feature = "azure")]
 mod cache_lock;
 pub mod challenge;
+pub mod ci_job;
 pub mod config;
 #[cfg(feature = "azure")]
 pub mod credential;
 pub mod error;
+mod fork_local;
 #[cfg(feature = "azure")]
 mod kernel_keys;
 pub mod keyring;

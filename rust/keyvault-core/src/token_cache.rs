@@ -18,7 +18,7 @@
 
 use crate::cache_lock::{FileLock, LockDir};
 use crate::config::{CredentialChoice, VaultConfig};
-use crate::credential::{self, CredentialChain, CredentialEnv, LinkPlan};
+use crate::credential::{self, CredentialChain, CredentialEnv};
 use crate::kernel_keys::KernelKeys;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
@@ -71,7 +71,8 @@ pub enum TokenSource {
 pub(crate) struct CachedToken {
     pub(crate) scope: String,
     pub(crate) token: AccessToken,
-    pub(crate) link: CredentialChoice,
+    /// The id of the link that got it (`azure-vm`, `github-actions`, ...).
+    pub(crate) link: String,
     pub(crate) fresh_until: OffsetDateTime,
 }
 
@@ -187,7 +188,7 @@ impl TokenCache {
                 t
             }
         };
-        self.chain.adopt(found.link, &found.token);
+        self.chain.adopt(&found.link, &found.token);
         self.note(TokenSource::Cache(found.fresh_until));
         Some(found)
     }
@@ -224,7 +225,11 @@ impl TokenCache {
         options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<CachedToken> {
         let token = self.chain.get_token(&[scope], options).await?;
-        let link = self.chain.selected_link().unwrap_or(CredentialChoice::Auto);
+        let link = self
+            .chain
+            .selected_link_id()
+            .unwrap_or(CredentialChoice::Auto.as_str())
+            .to_owned();
         let now = OffsetDateTime::now_utc();
         let entry = CachedToken {
             scope: scope.to_owned(),
@@ -285,7 +290,7 @@ impl TokenCache {
         Some(CachedToken {
             scope: std::mem::take(&mut p.scope),
             token: AccessToken::new(Secret::new(std::mem::take(&mut p.token)), expires),
-            link: p.link.parse().ok()?,
+            link: std::mem::take(&mut p.link),
             fresh_until: OffsetDateTime::from_unix_timestamp(p.fresh_until).ok()?,
         })
     }
@@ -308,7 +313,7 @@ impl TokenCache {
             token: entry.token.token.secret().to_owned(),
             expires_on: entry.token.expires_on.unix_timestamp(),
             fresh_until: entry.fresh_until.unix_timestamp(),
-            link: entry.link.as_str().to_owned(),
+            link: entry.link.clone(),
         });
         if let Ok(bytes) = serde_json::to_vec(&*payload) {
             let bytes = Zeroizing::new(bytes);
@@ -363,9 +368,8 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
         h.update(v.as_bytes());
         h.update(b"\n");
     };
-    let digest = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
     let url = &config.vault_url;
-    line("hg-keyvault token cache", "1");
+    line("hg-keyvault token cache", "2");
     line(
         "vault",
         &format!(
@@ -380,66 +384,8 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
         "authority",
         &credential::authority_host(env).unwrap_or_default(),
     );
-    for planned in credential::plan(config.credential, env) {
-        line("link", planned.link.as_str());
-        match planned.plan {
-            LinkPlan::ClientSecret {
-                tenant_id,
-                client_id,
-            } => {
-                line("tenant", &tenant_id);
-                line("client", &client_id);
-                line(
-                    "secret",
-                    &digest(
-                        env.get("AZURE_CLIENT_SECRET")
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    ),
-                );
-            }
-            LinkPlan::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-            } => {
-                line("tenant", &tenant_id);
-                line("client", &client_id);
-                line("token-file", &token_file.display().to_string());
-            }
-            LinkPlan::ManagedIdentityEndpoint {
-                endpoint,
-                client_id,
-            } => {
-                line("endpoint", &endpoint);
-                line("client", client_id.as_deref().unwrap_or_default());
-                line(
-                    "header",
-                    &digest(env.get("IDENTITY_HEADER").unwrap_or_default().as_bytes()),
-                );
-            }
-            LinkPlan::ManagedIdentityImds { client_id } => {
-                line("client", client_id.as_deref().unwrap_or_default());
-            }
-            LinkPlan::AzureCli { az } => {
-                line("az", &az.display().to_string());
-                // `az login` / `az account set` rewrite the profile: a new user, a new key.
-                let profile = std::fs::read(azure_profile_path(env)).unwrap_or_default();
-                line("profile", &digest(&profile));
-            }
-            LinkPlan::Skip(_) => line("plan", "skip"),
-            LinkPlan::Unsupported(_) => line("plan", "unsupported"),
-        }
-    }
+    credential::cache_key_lines(config.credential, env, &mut line);
     hex::encode(&h.finalize()[..16])
-}
-
-fn azure_profile_path(env: &CredentialEnv) -> std::path::PathBuf {
-    let dir = match env.get("AZURE_CONFIG_DIR") {
-        Some(d) => std::path::PathBuf::from(d),
-        None => std::path::PathBuf::from(env.get("HOME").unwrap_or("/nonexistent")).join(".azure"),
-    };
-    dir.join("azureProfile.json")
 }
 
 #[cfg(test)]

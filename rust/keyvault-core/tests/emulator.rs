@@ -377,7 +377,8 @@ fn all_links_failing_lists_every_link_and_why() {
     assert_eq!(err.kind(), ErrorKind::Unauthenticated);
     let m = err.message();
     let lines: Vec<&str> = m.lines().collect();
-    assert_eq!(lines.len(), 5, "{m}");
+    // One line per link of the table (crate::credential::links), in chain order.
+    assert_eq!(lines.len(), 12, "{m}");
     assert!(
         lines[1].starts_with("  environment: failed: ") && lines[1].contains("AADSTS7000215"),
         "{m}"
@@ -387,16 +388,20 @@ fn all_links_failing_lists_every_link_and_why() {
         "{m}"
     );
     assert!(
-        lines[3].starts_with(
-            "  managed-identity: skipped: IDENTITY_ENDPOINT, IDENTITY_HEADER are not set"
-        ),
+        lines[7]
+            .starts_with("  app-service: skipped: IDENTITY_ENDPOINT, IDENTITY_HEADER are not set"),
         "{m}"
     );
     assert!(
-        lines[4].starts_with("  azure-cli: failed: ") && lines[4].contains("az login"),
+        lines[10].starts_with("  azure-vm: skipped: not an Azure VM"),
         "{m}"
     );
-    assert!(err.hint().unwrap().contains("az login"));
+    assert!(
+        lines[11].starts_with("  azure-cli: failed: ") && lines[11].contains("az login"),
+        "{m}"
+    );
+    // The hint is that of the first link that applied: fix that one first.
+    assert!(err.hint().unwrap().contains("AZURE_CLIENT_SECRET"));
     assert_redacted(&err);
 }
 

@@ -67,6 +67,8 @@ pub fn copy_outcome<'py>(
 pub fn identity<'py>(py: Python<'py>, i: &Identity) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("link", i.link.as_str())?;
+    d.set_item("link_id", i.link_id)?;
+    d.set_item("via", &i.via)?;
     d.set_item("tenant_id", &i.tenant_id)?;
     d.set_item("client_id", &i.client_id)?;
     d.set_item("object_id", &i.object_id)?;

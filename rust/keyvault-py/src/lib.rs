@@ -28,6 +28,20 @@ fn secret_name(py: Python<'_>, secret_ref: &str, prefix: &str) -> PyResult<Strin
     Ok(name::secret_name(&r, &prefix))
 }
 
+/// The CI job running this process (`{"system": ..., "id": ..., "describe": "system:id"}`), or
+/// None outside CI.
+#[pyfunction]
+fn ci_job(py: Python<'_>) -> PyResult<Option<Bound<'_, pyo3::types::PyDict>>> {
+    let Some(job) = hg_keyvault_core::ci_job::from_process() else {
+        return Ok(None);
+    };
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("system", job.system)?;
+    d.set_item("id", &job.id)?;
+    d.set_item("describe", job.describe())?;
+    Ok(Some(d))
+}
+
 /// The index of the `(prefix, schemes, username)` group that covers `url` most specifically, or
 /// None. Matching is on scheme, host, port and path segments; wildcards never match.
 /// An `[auth]` group as Python passes it: `(prefix, schemes, username)`.
@@ -80,6 +94,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Vault>()?;
     m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
     m.add_function(wrap_pyfunction!(secret_name, m)?)?;
+    m.add_function(wrap_pyfunction!(ci_job, m)?)?;
     m.add_function(wrap_pyfunction!(match_auth_group, m)?)?;
     m.add_function(wrap_pyfunction!(explain_auth_groups, m)?)?;
     Ok(())

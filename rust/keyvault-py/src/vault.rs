@@ -89,7 +89,7 @@ impl Vault {
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (url, *, credential="auto", cacerts=None, verify_challenge_resource=true,
                         timeout=10.0, name_prefix="hg-", user_agent=None, token_cache=true,
-                        secret_cache=0.0))]
+                        secret_cache=0.0, id_token_env=None))]
     fn new(
         py: Python<'_>,
         url: &str,
@@ -101,6 +101,7 @@ impl Vault {
         user_agent: Option<String>,
         token_cache: bool,
         secret_cache: f64,
+        id_token_env: Option<String>,
     ) -> PyResult<Self> {
         let err = |e| to_pyerr(py, e);
         let mut config = VaultConfig::new(url).map_err(err)?;
@@ -111,6 +112,7 @@ impl Vault {
         config.name_prefix = NamePrefix::parse(name_prefix).map_err(err)?;
         config.user_agent_suffix = user_agent;
         config.token_cache = token_cache;
+        config.id_token_env = id_token_env;
         config.secret_cache_ttl = (secret_cache > 0.0)
             .then(|| Duration::try_from_secs_f64(secret_cache))
             .transpose()

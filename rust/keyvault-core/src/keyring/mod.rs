@@ -10,6 +10,7 @@ pub mod backend;
 mod envelope;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork_local::ForkLocal;
 use crate::name::{secret_name, NamePrefix};
 use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
@@ -20,7 +21,7 @@ use crate::store::{
 pub use backend::KeyringBackend;
 use backend::Opened;
 use envelope::Envelope;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -46,15 +47,11 @@ impl Default for KeyringConfig {
     }
 }
 
-struct Live {
-    pid: u32,
-    opened: Arc<Opened>,
-}
-
 /// Secrets in the OS keyring.
 pub struct KeyringStore {
     config: KeyringConfig,
-    live: Mutex<Option<Live>>,
+    /// Opened before a fork, a store's D-Bus connection has no threads in the child.
+    live: ForkLocal<Arc<Opened>>,
 }
 
 impl std::fmt::Debug for KeyringStore {
@@ -269,7 +266,7 @@ impl KeyringStore {
         }
         let store = KeyringStore {
             config: config.clone(),
-            live: Mutex::new(None),
+            live: ForkLocal::new(),
         };
         store.opened()?;
         Ok(store)
@@ -281,27 +278,12 @@ impl KeyringStore {
     }
 
     fn opened(&self) -> Result<Arc<Opened>> {
-        let mut guard = self
-            .live
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pid = std::process::id();
-        if let Some(old) = guard.take_if(|l| l.pid != pid) {
-            // Opened before a fork: its D-Bus connection's threads do not exist here.
-            std::mem::forget(old);
-        }
-        if let Some(live) = guard.as_ref() {
-            return Ok(live.opened.clone());
-        }
         let choice = self.config.backend;
-        let opened = Arc::new(bounded(self.config.timeout, "opening it", move || {
-            backend::open(choice)
-        })?);
-        *guard = Some(Live {
-            pid,
-            opened: opened.clone(),
-        });
-        Ok(opened)
+        let timeout = self.config.timeout;
+        let opened = self.live.get_or_try_init(|| {
+            bounded(timeout, "opening it", move || backend::open(choice)).map(Arc::new)
+        })?;
+        Ok(opened.clone())
     }
 
     fn target(&self, secret_ref: &SecretRef) -> Result<Target> {
