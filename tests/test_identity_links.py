@@ -230,7 +230,14 @@ def test_azure_arc_answers_the_challenge_with_the_agents_key_file(tmp_path):
     _cost("azure-arc", run)
 
 
-@pytest.mark.parametrize("realm", ["outside", "not-key", "too-big"])
+ARC_REFUSALS = {
+    "outside": "is not in the agent's token directory",
+    "not-key": "does not end in .key",
+    "too-big": "is too large",
+}
+
+
+@pytest.mark.parametrize("realm", sorted(ARC_REFUSALS))
 def test_azure_arc_refuses_a_key_file_it_must_not_read(tmp_path, realm):
     run = run_isolated(
         _scenario,
@@ -241,7 +248,9 @@ def test_azure_arc_refuses_a_key_file_it_must_not_read(tmp_path, realm):
     )
     assert run.clone.returncode != 0
     out = run.clone.output
-    assert "azure-arc" in out, out
+    # The documented line (docs/troubleshooting.md), naming the file and why.
+    assert "  azure-arc: failed: Azure Arc's challenge named the key file " in out, out
+    assert f", which {ARC_REFUSALS[realm]}; refused" in out
     assert "Traceback" not in out
     # The key (whatever the file held) was never presented to the endpoint.
     assert "arc_authorized" not in run.counts, run.counts
@@ -311,8 +320,11 @@ def test_service_fabric_is_refused_by_name_and_sent_nothing(tmp_path):
 
     run = run_isolated(scenario, tmp_path)
     assert run.clone.returncode != 0
-    assert "IDENTITY_SERVER_THUMBPRINT" in run.clone.output, run.clone.output
-    assert "service-fabric" in run.clone.output
+    assert (
+        "  service-fabric: unsupported: IDENTITY_SERVER_THUMBPRINT is set: this is a Service "
+        "Fabric managed identity, which hg-keyvault does not support" in run.clone.output
+    ), run.clone.output
+    assert "sf-header-secret-value" not in run.clone.output
     assert run.extra["connections"] == 0
 
 
@@ -368,9 +380,12 @@ def test_actions_token_of_another_branch_is_refused_with_aadsts70021(tmp_path):
     run = run_isolated(_scenario, tmp_path, _ci_identity("github"), setup=setup, expect_clone=False)
     assert run.clone.returncode != 0
     out = run.clone.output
-    assert "AADSTS70021" in out, out
-    assert "github-actions" in out
-    assert "repo:hg-keyvault/ci:ref:refs/heads/feature" in out
+    # The documented line (docs/troubleshooting.md) with Entra's own words.
+    assert (
+        "  github-actions: failed: HTTP 400: AADSTS70021: No matching federated identity record "
+        "found for presented assertion." in out
+    ), out
+    assert "Assertion Subject: 'repo:hg-keyvault/ci:ref:refs/heads/feature'" in out
     assert "Traceback" not in out
     assert not run.token_files
 
