@@ -14,7 +14,9 @@ written to ``.work/reports/identity-links.txt``.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +33,7 @@ from netns import (
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
+TAP = Path(__file__).with_name("proctap.py")
 REPORT = Path(__file__).resolve().parent.parent / ".work" / "reports" / "identity-links.txt"
 LISTENERS = [
     "imds=169.254.169.254:80",
@@ -61,6 +64,9 @@ class Run:
     counts: dict[str, int] = field(default_factory=dict)
     audit: list[dict] = field(default_factory=list)
     token_files: list[str] = field(default_factory=list)
+    # Processes (argv, environment) seen by hooks while hg held its token, and where one leaked.
+    tapped: int = 0
+    token_in_processes: list[str] = field(default_factory=list)
     secret_hits: list[str] = field(default_factory=list)
     imds_connections: list = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,14 +114,20 @@ def _scenario(
             setup(emu)
         audit = root / "audit.jsonl"
         client_root = root / "client"
+        tap_out = root / "tap.jsonl"
+        tap = f"{sys.executable} {TAP} {tap_out}"
+        given = identity(emu)
         client = bed.client(
             client_root,
-            identity=identity(emu),
-            extra=f"[keyvault]\naudit-log = {audit}\n" + extra,
+            identity=given,
+            extra=f"[hooks]\nchangegroup.tap = {tap}\npost-pull.tap = {tap}\n"
+            f"[keyvault]\naudit-log = {audit}\n" + extra,
         )
         tmp = client_root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
-        client.env["TMPDIR"] = str(tmp)
+        client.env.update(
+            TMPDIR=str(tmp), KEYVAULT_TAP_ROOT=str(os.getpid()), KEYVAULT_TAP_MARK=root.name
+        )
         before = len(emu.requests())
         clone = client.hg("clone", bed.server.repo_url(), "work")
         run = Run(clone=clone, cold=emu.requests()[before:])
@@ -137,6 +149,15 @@ def _scenario(
         run.secret_hits += _files_with([client_root], needles) if needles else []
         if any(p in outputs for p in JWT_PREFIXES):
             run.token_files.append("<hg output>")
+        if tap_out.exists():
+            for line in tap_out.read_text().splitlines():
+                for proc in json.loads(line)["processes"]:
+                    run.tapped += 1
+                    # What the host or CI itself put into hg's environment is not a leak.
+                    env = {k: v for k, v in proc["environ"].items() if k not in given}
+                    text = " ".join(proc["cmdline"] + list(env.values())).encode()
+                    if any(n in text for n in JWT_PREFIXES + needles):
+                        run.token_in_processes.append(f"{proc['pid']} {proc['comm']}")
         return run
     finally:
         bed.stop()
@@ -182,6 +203,7 @@ def _assert_linked(run: Run, link_id: str) -> dict:
     status = run.vault_json()
     assert status.get("link") == link_id, status
     assert not run.token_files, f"a token was written: {run.token_files}"
+    assert run.tapped > 0 and not run.token_in_processes, run.token_in_processes
     assert not run.secret_hits, run.secret_hits
     assert any(r["target"] == "vault" and r["status"] == 200 for r in run.cold)
     return status
