@@ -488,3 +488,49 @@ def test_off_azure_without_identity_fails_at_once_and_sends_imds_nothing(tmp_pat
     with (REPORT.parent / "off-azure.txt").open("a") as f:
         f.write(line + "\n")
     print("\n" + line)
+
+
+def test_jenkins_build_tag_names_the_job_in_user_agent_and_audit_line(tmp_path):
+    def identity(emu):
+        officer = emu.principal("officer")
+        return {
+            "AZURE_TENANT_ID": emu.tenant_id,
+            "AZURE_CLIENT_ID": officer["client_id"],
+            "AZURE_CLIENT_SECRET": officer["client_secret"],
+            "JENKINS_URL": "https://jenkins.example.com/",
+            "BUILD_TAG": "jenkins-hg-keyvault-42",
+        }
+
+    run = run_isolated(_scenario, tmp_path, identity)
+    _assert_linked(run, "environment")
+    vault = [r for r in run.cold + run.warm + run.later if r["target"] == "vault"]
+    assert all("jenkins-hg-keyvault-42" in (r["user_agent"] or "") for r in vault), vault
+    assert run.audit and all("jenkins-hg-keyvault-42" in (e.get("ci_job") or "") for e in run.audit)
+
+
+@pytest.mark.parametrize(("link", "target"), [("azure-vm", "identity"), ("github-actions", "oidc")])
+def test_a_hanging_identity_endpoint_is_bounded_by_keyvault_timeout(tmp_path, link, target):
+    def identity(emu):
+        return {} if link == "azure-vm" else _ci_identity("github")(emu)
+
+    def setup(emu):
+        emu.federate("reader", "github")
+        emu.set_faults([{"target": target, "kind": "hang"}])
+
+    run = run_isolated(
+        _scenario,
+        tmp_path,
+        identity,
+        setup=setup,
+        extra="timeout = 2\n",
+        expect_clone=False,
+        asset_tag=AZURE_ASSET_TAG,
+    )
+    assert run.clone.returncode != 0
+    out = run.clone.output
+    url = "http://169.254.169.254/metadata/identity/oauth2/token"
+    if link == "github-actions":
+        url = "/github/idtoken"
+    assert f"{url} within 2 s (keyvault.timeout)" in out, out
+    assert "Traceback" not in out
+    print(f"\n{link} hanging: clone gave up after {run.clone.seconds * 1000:.0f} ms")
