@@ -145,6 +145,7 @@ def test_host_prefix_does_not_match_a_longer_host(bed, tmp_path):
         ("credential", "bogus", "keyvault.credential"),
         ("url", "http://vault.example/", "keyvault.url"),
         ("timeout", "-1", "keyvault.timeout"),
+        ("id-token-env", "$AZURE_ID_TOKEN", "keyvault.id-token-env"),
     ],
 )
 def test_bad_config_is_a_config_error_naming_the_key(bed, tmp_path, setting, value, expected):
@@ -155,6 +156,18 @@ def test_bad_config_is_a_config_error_naming_the_key(bed, tmp_path, setting, val
     result = client.hg("clone", bed.server.repo_url(), "work")
     assert result.returncode == 30  # Mercurial's exit code for config errors
     assert expected in result.stderr
+
+
+def test_pinned_ci_oidc_outside_ci_lists_only_the_ci_links(bed, tmp_path):
+    bed.provision()
+    client = bed.client(tmp_path, extra="[keyvault]\ncredential = ci-oidc\n")
+    result = client.hg("clone", bed.server.repo_url(), "work")
+    assert result.returncode == 255
+    assert "the ci-oidc credential could not get a token; tried:\n" in result.stderr
+    tried = [
+        line.split(":")[0].strip() for line in result.stderr.splitlines() if line.startswith("  ")
+    ]
+    assert tried == ["github-actions", "azure-pipelines", "gitlab-ci"], result.stderr
 
 
 def test_bad_ref_is_a_config_error(bed, tmp_path):

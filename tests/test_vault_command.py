@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from bed import REF, officer_vault, sdk_client
@@ -98,6 +99,29 @@ def test_status_names_the_missing_role_of_a_forbidden_identity(bed, tmp_path):
     [corp] = status["secrets"]
     assert corp["state"] == "forbidden"
     assert "Key Vault Secrets User" in corp["hint"]
+
+
+def test_status_without_any_identity_lists_every_link_and_asks_nobody(bed, tmp_path):
+    client = bed.client(tmp_path)
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
+        del client.env[name]
+    client.env["PATH"] = "/usr/bin:/bin"
+    if any(Path(d, "az").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("az is installed: the azure-cli link applies")
+    before = len(bed.emulator.requests())
+    result = client.hg("vault", "-T", "json")
+    assert result.returncode == 1
+    [status] = json.loads(result.stdout)
+    assert status["asked"] is False
+    assert status["answered"] is False
+    assert status["error_kind"] == "unauthenticated"
+    assert status["error"].startswith("no Azure credential could get a token; tried:\n")
+    assert "  azure-vm: skipped: not an Azure VM" in status["error"]
+    assert {s["state"] for s in status["secrets"]} == {"unknown"}
+    plain = client.hg("vault")
+    assert "answered:   not asked: no identity applies\n" in plain.stdout
+    # Nothing was sent: not to the vault, not to any identity endpoint.
+    assert bed.emulator.requests()[before:] == []
 
 
 def test_status_of_a_vault_that_does_not_answer_is_quick_and_nonzero(bed, tmp_path):

@@ -61,6 +61,10 @@ def vault_status(ui, **opts):
     except native.KeyVaultError as exc:
         failure = exc
     elapsed_ms = int((time.monotonic() - start) * 1000)
+    # No identity applies: the core failed before sending anything, so the vault was not asked.
+    asked = failure is None or client.identity_applies()
+    if not asked:
+        answered = False
 
     identity = {}
     if answered and not isinstance(failure, native.UnauthenticatedError):
@@ -91,7 +95,11 @@ def vault_status(ui, **opts):
             % tuple(b(identity.get(k) or "?") for k in ("tenant_id", "client_id", "object_id"))
         )
     fm.data(answered=answered, elapsed_ms=elapsed_ms)
-    fm.plain(b"answered:   %s in %d ms\n" % (b"yes" if answered else b"no", elapsed_ms))
+    fm.data(asked=asked)
+    if asked:
+        fm.plain(b"answered:   %s in %d ms\n" % (b"yes" if answered else b"no", elapsed_ms))
+    else:
+        fm.plain(b"answered:   not asked: no identity applies\n")
     write_error(fm, failure, b"")
     caches = client.cache_status()
     if client.provider == "azure":

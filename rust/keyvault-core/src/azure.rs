@@ -224,6 +224,12 @@ impl KeyVaultStore {
         &self.config
     }
 
+    /// True when some credential link applies; when none does, operations fail with the chain's
+    /// list of reasons before any request (the token cache's policy sees to it).
+    pub fn identity_applies(&self) -> bool {
+        self.chain.any_applies()
+    }
+
     /// The credential link that got a token, once one did.
     pub fn selected_link(&self) -> Option<crate::config::CredentialChoice> {
         self.chain.selected_link()

@@ -188,6 +188,11 @@ impl Session {
         self.live.peek()?.store.selected_link()
     }
 
+    /// True when some credential link applies (see [`KeyVaultStore::identity_applies`]).
+    pub fn identity_applies(&self) -> bool {
+        self.live().is_ok_and(|live| live.store.identity_applies())
+    }
+
     /// The pid the runtime and clients were built in (for tests of the fork handling).
     pub fn built_in_pid(&self) -> Option<u32> {
         self.live.built_in_pid()

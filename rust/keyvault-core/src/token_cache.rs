@@ -205,6 +205,19 @@ impl TokenCache {
             })
     }
 
+    /// The chain's error when no link applies (decided from the environment, no request sent);
+    /// `Ok` when some link might get a token.
+    pub(crate) async fn fail_without_links(&self) -> azure_core::Result<()> {
+        if self.chain.any_applies() {
+            return Ok(());
+        }
+        // With no link to try, the chain answers from its plan alone; the scope is not used.
+        self.chain
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await?;
+        Ok(())
+    }
+
     /// Waits for the right to fetch (bounded); look at [`Self::fresh`] again once it is held.
     pub(crate) async fn guard(&self) -> FetchGuard<'_> {
         let local = self.fetching.lock().await;
@@ -430,6 +443,37 @@ mod tests {
         );
         // The key never carries the material itself.
         assert!(!base.contains("s1"));
+    }
+
+    #[test]
+    fn each_ci_job_gets_its_own_key() {
+        // A later job on the same runner must not reuse an earlier job's access token: the
+        // federated credential's subject (branch, environment) is checked per exchange.
+        let gitlab = |token: &str| {
+            let mut e = CredentialEnv::from_pairs([
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_ID_TOKEN", token),
+            ]);
+            e.set_id_token_variable(Some("AZURE_ID_TOKEN"));
+            cache_key(&config(), &e)
+        };
+        assert_ne!(gitlab("job-1-token"), gitlab("job-2-token"));
+        let github = |url: &str| {
+            cache_key(
+                &config(),
+                &CredentialEnv::from_pairs([
+                    ("AZURE_TENANT_ID", "t"),
+                    ("AZURE_CLIENT_ID", "c"),
+                    ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+                    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "r"),
+                ]),
+            )
+        };
+        assert_ne!(
+            github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000001/idtoken"),
+            github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000002/idtoken")
+        );
     }
 
     #[test]

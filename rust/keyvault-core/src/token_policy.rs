@@ -12,6 +12,8 @@
 //!   sent to a host outside the challenge's domain.
 //! - A 401 to a cached token drops it from the cache and goes back to the SDK's policy, whose
 //!   challenge handler then asks the cache, which fetches a new token.
+//! - No cached token and no credential link applies: the chain's error at once, without even
+//!   the challenge probe (off Azure with no identity, a command sends nothing).
 
 use crate::challenge;
 use crate::token_cache::TokenCache;
@@ -62,6 +64,7 @@ impl Policy for CachedTokenPolicy {
         let cached = match self.tokens.fresh(None) {
             Some(t) => t,
             None => {
+                self.tokens.fail_without_links().await?;
                 let _guard = self.tokens.guard().await;
                 match self.tokens.fresh(None) {
                     Some(t) => t,

@@ -581,6 +581,29 @@ fn untrusted_certificate_fails_at_once_naming_the_problem() {
     );
 }
 
+/// An identity that would apply, so that the vault is asked (the token is never needed: the
+/// vault cannot be reached first).
+fn some_identity() -> CredentialEnv {
+    CredentialEnv::from_pairs([
+        ("AZURE_TENANT_ID", "72f988bf-0000-4000-8000-00000000e1a1"),
+        ("AZURE_CLIENT_ID", "0f1ce000-0000-4000-8000-000000000009"),
+        ("AZURE_CLIENT_SECRET", "never-used"),
+    ])
+}
+
+#[test]
+fn no_applicable_link_fails_before_any_request() {
+    let emu = Emulator::start(&[]);
+    let s = Session::with_env(&emu.config(), CredentialEnv::default()).unwrap();
+    let err = s.get(&r("secret://nothing/x"), None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
+    assert!(err
+        .message()
+        .starts_with("no Azure credential could get a token; tried:\n"));
+    // Not even the vault's challenge probe: off Azure with no identity, nothing is sent.
+    assert_eq!(emu.request_log().len(), 0, "{:?}", emu.request_log());
+}
+
 #[test]
 fn refused_connection_fails_at_once() {
     let port = {
@@ -590,7 +613,7 @@ fn refused_connection_fails_at_once() {
     let mut config =
         hg_keyvault_core::VaultConfig::new(&format!("https://127.0.0.1:{port}/")).unwrap();
     config.verify_challenge_resource = false;
-    let s = Session::with_env(&config, CredentialEnv::default()).unwrap();
+    let s = Session::with_env(&config, some_identity()).unwrap();
     let start = Instant::now();
     let err = s.get(&r("secret://refused/x"), None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err:?}");
@@ -613,7 +636,7 @@ fn black_holed_port_times_out_at_the_deadline() {
     let mut config =
         hg_keyvault_core::VaultConfig::new(&format!("https://127.0.0.1:{port}/")).unwrap();
     config.timeout = Duration::from_millis(1500);
-    let s = Session::with_env(&config, CredentialEnv::default()).unwrap();
+    let s = Session::with_env(&config, some_identity()).unwrap();
     let start = Instant::now();
     let err = s.get(&r("secret://hole/x"), None).unwrap_err();
     let elapsed = start.elapsed();
@@ -848,7 +871,7 @@ mod common_sdk {
 fn unknown_host_fails_at_once() {
     let mut config = hg_keyvault_core::VaultConfig::new("https://no-such-vault.invalid/").unwrap();
     config.timeout = Duration::from_secs(5);
-    let s = Session::with_env(&config, CredentialEnv::default()).unwrap();
+    let s = Session::with_env(&config, some_identity()).unwrap();
     let start = Instant::now();
     let err = s.get(&r("secret://dns/x"), None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err:?}");

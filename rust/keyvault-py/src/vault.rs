@@ -361,6 +361,15 @@ impl Vault {
         }
     }
 
+    /// False when no credential link applies (Azure: nothing would be asked for a token, and
+    /// the vault is not contacted); always True for the keyring.
+    fn identity_applies(&self) -> PyResult<bool> {
+        match &self.backend {
+            Backend::Azure(session) => Ok(session.identity_applies()),
+            Backend::Keyring(_) => Ok(true),
+        }
+    }
+
     /// `azure` or `keyring`.
     #[getter]
     fn provider(&self) -> &'static str {

@@ -146,6 +146,14 @@ impl CredentialChain {
         })
     }
 
+    /// True when at least one link applies, so that asking for a token may send a request.
+    /// When none does, the chain's error is known without the network.
+    pub(crate) fn any_applies(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e.plan, LinkPlan::Use(_)))
+    }
+
     /// The identity of the last token obtained, if any.
     pub fn identity(&self) -> Option<Identity> {
         self.state.lock().ok().and_then(|s| s.identity.clone())

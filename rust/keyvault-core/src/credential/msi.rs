@@ -188,8 +188,7 @@ pub(crate) fn read_arc_key(challenge: Option<&str>, dir: &Path) -> Result<Secret
     let shown: String = realm.escape_debug().take(200).collect();
     let refuse = |why: &str| {
         Err(format!(
-            "Azure Arc's challenge named the key file {shown}, which {why}; refused (only .key files of at most {ARC_KEY_MAX} bytes directly in {}/ are read)",
-            dir.display()
+            "Azure Arc's challenge named the key file {shown}, which {why}; refused"
         ))
     };
     let path = Path::new(realm);
@@ -288,6 +287,24 @@ impl TokenCredential for EndpointCredential {
 mod tests {
     use super::*;
 
+    #[test]
+    fn debug_never_shows_the_secret_header() {
+        let c = EndpointCredential {
+            protocol: Protocol::AzureMl,
+            endpoint: url::Url::parse("http://127.0.0.1:1/MSI/auth?x=query-distinctive").unwrap(),
+            secret: Some(Secret::new("msi-secret-distinctive".to_owned())),
+            client_id: None,
+            pipeline: crate::credential::link::pipeline(&Default::default()),
+            arc_key_dir: ARC_KEY_DIR.into(),
+            cache: Mutex::default(),
+        };
+        let d = format!("{c:?}");
+        assert!(!d.contains("distinctive"), "{d}");
+        // The secret goes in the protocol's header, nowhere else in the request.
+        let req = c.request("https://vault.azure.net");
+        assert!(!req.url().as_str().contains("msi-secret-distinctive"));
+    }
+
     fn realm(path: &Path) -> String {
         format!("Basic realm={}", path.display())
     }
@@ -337,7 +354,8 @@ mod tests {
         for (challenge, why) in refused {
             let e = read_arc_key(Some(&challenge), &tokens).unwrap_err();
             assert!(e.contains(why), "{challenge}: {e}");
-            assert!(e.contains("refused"), "{e}");
+            assert!(e.ends_with("; refused"), "{e}");
+            assert!(e.len() < 240, "cut by sanitize_sdk_message: {e}");
         }
         for bad in [None, Some("Bearer realm=x"), Some("Basic realm=")] {
             let e = read_arc_key(bad, &tokens).unwrap_err();

@@ -73,7 +73,7 @@ impl Link for AzureArc {
     }
 
     fn hint(&self) -> &'static str {
-        "run hg as a user in the himds group (or root), which may read /var/opt/azcmagent/tokens/, and give the \
-         machine's identity a role on the vault; unset AZURE_CLIENT_ID"
+        "run hg as a user in the himds group (or root), which may read /var/opt/azcmagent/tokens/ (only .key files of \
+         at most 4096 bytes directly in it are read), give the machine's identity a role on the vault; unset AZURE_CLIENT_ID"
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::config::CredentialChoice;
 use crate::credential::env::CredentialEnv;
-use crate::credential::link::{app_ids, not_set, Link, LinkPlan, Ready};
+use crate::credential::link::{app_ids, digest, not_set, Link, LinkPlan, Ready};
 use crate::credential::sdk_message::sanitize_sdk_message;
 use async_trait::async_trait;
 use azure_core::{
@@ -56,7 +56,12 @@ impl Link for GitlabCi {
     fn cache_key(&self, env: &CredentialEnv, line: &mut dyn FnMut(&str, &str)) {
         line("tenant", env.get("AZURE_TENANT_ID").unwrap_or_default());
         line("client", env.get("AZURE_CLIENT_ID").unwrap_or_default());
-        line("id-token-env", env.id_token_variable().unwrap_or_default());
+        let variable = env.id_token_variable().unwrap_or_default();
+        line("id-token-env", variable);
+        // Each job's token differs: a later job on the same runner (another branch, which the
+        // federated credential may not trust) never reuses an earlier job's access token.
+        let token = env.get(variable).unwrap_or_default();
+        line("id-token", &digest(token.as_bytes()));
     }
 
     fn build(&self, env: &CredentialEnv, options: &ClientOptions) -> Ready {
