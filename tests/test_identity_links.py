@@ -46,6 +46,8 @@ LISTENERS = [
 JWT_PREFIXES = (b"eyJ0eXAi", b"eyJhbGci")
 ID_TOKEN_ENV = "KEYVAULT_ID_TOKEN"
 COSTS: dict[str, dict[str, Any]] = {}
+# Pulls per measurement: cold ones with the token cache off, warm ones with it on.
+SAMPLES = 5
 
 
 @dataclass
@@ -70,6 +72,8 @@ class Run:
     secret_hits: list[str] = field(default_factory=list)
     imds_connections: list = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # {"cold"|"warm": (median ms, requests per pull)} over SAMPLES pulls.
+    pulls: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def vault_json(self) -> dict:
         assert self.vault is not None and self.vault.returncode == 0, self.vault
@@ -143,7 +147,10 @@ def _scenario(
             run.pull = client.hg("pull", cwd=client.home / "work")
             run.vault = client.hg("vault", "-T", "json")
             run.later = emu.requests()[before:]
-        run.counts = emu.state()["counts"]
+            run.counts = emu.state()["counts"]
+            run.pulls = _measure_pulls(client, emu)
+        else:
+            run.counts = emu.state()["counts"]
         if audit.exists():
             run.audit = [json.loads(line) for line in audit.read_text().splitlines() if line]
         run.token_files = _files_with([client_root, Path("/var/opt")], JWT_PREFIXES)
@@ -171,6 +178,25 @@ def _scenario(
                 run.imds_connections = run_connections
 
 
+def _measure_pulls(client, emu) -> dict[str, tuple[float, float]]:
+    """Median time and requests of a pull that must get a token (cache off) and of one that
+    finds it cached, SAMPLES each: what the link costs a command, cold and warm."""
+    result = {}
+    for kind, cache in (("cold", "false"), ("warm", "true")):
+        if kind == "warm":  # the cold pulls cached nothing: one pull to fill the cache
+            client.hg("pull", cwd=client.home / "work")
+        times, before = [], len(emu.requests())
+        for _ in range(SAMPLES):
+            pull = client.hg(
+                "pull", "--config", f"keyvault.token-cache={cache}", cwd=client.home / "work"
+            )
+            assert pull.returncode == 0, pull.output
+            times.append(pull.seconds * 1000)
+        requests = (len(emu.requests()) - before) / SAMPLES
+        result[kind] = (sorted(times)[SAMPLES // 2], requests)
+    return result
+
+
 def _cost(name: str, run: Run) -> None:
     def summary(requests: list[dict], result: Result | None) -> str:
         targets: dict[str, int] = {}
@@ -181,23 +207,25 @@ def _cost(name: str, run: Run) -> None:
         ms = f"{result.seconds * 1000:.0f} ms" if result else "-"
         return f"{len(requests)} ({detail}); {ms}"
 
-    cold, warm = run.clone.seconds, run.warm_clone.seconds if run.warm_clone else 0.0
+    (cold_ms, cold_n), (warm_ms, warm_n) = run.pulls["cold"], run.pulls["warm"]
     COSTS[name] = {
         "cold": summary(run.cold, run.clone),
         "warm": summary(run.warm, run.warm_clone),
-        "link": f"{(cold - warm) * 1000:+.0f} ms",
+        "pulls": f"{cold_n:g} req, {cold_ms:.0f} ms | {warm_n:g} req, {warm_ms:.0f} ms | "
+        f"{cold_ms - warm_ms:+.0f} ms",
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     lines = [
-        "| link | cold clone: requests; time | warm clone: requests; time | cold - warm |",
-        "|---|---|---|---|",
+        f"| link | cold clone: requests; time | warm clone: requests; time | pull, median of "
+        f"{SAMPLES}, token cache off | pull, token cache on | difference |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {k} | {v['cold']} | {v['warm']} | {v['link']} |" for k, v in sorted(COSTS.items())
+        f"| {k} | {v['cold']} | {v['warm']} | {v['pulls']} |" for k, v in sorted(COSTS.items())
     ]
     REPORT.write_text("\n".join(lines) + "\n")
     c = COSTS[name]
-    print(f"\n{name}: cold {c['cold']}; warm {c['warm']}; link {c['link']}")
+    print(f"\n{name}: cold {c['cold']}; warm {c['warm']}; pulls cold | warm | diff: {c['pulls']}")
 
 
 def _assert_linked(run: Run, link_id: str) -> dict:
