@@ -355,7 +355,7 @@ mod tests {
             let e = read_arc_key(Some(&challenge), &tokens).unwrap_err();
             assert!(e.contains(why), "{challenge}: {e}");
             assert!(e.ends_with("; refused"), "{e}");
-            assert!(e.len() < 240, "cut by sanitize_sdk_message: {e}");
+            assert!(e.len() < 400, "cut by sanitize_sdk_message: {e}");
         }
         for bad in [None, Some("Bearer realm=x"), Some("Basic realm=")] {
             let e = read_arc_key(bad, &tokens).unwrap_err();

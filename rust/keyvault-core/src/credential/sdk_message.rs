@@ -32,8 +32,10 @@ pub(crate) fn sanitize_sdk_message(text: &str) -> String {
         })
         .collect();
     let mut line = words.join(" ");
-    if line.chars().count() > 240 {
-        line = line.chars().take(237).collect::<String>() + "...";
+    // Room for Entra's AADSTS70021, which names the assertion's issuer, subject and audience:
+    // what a user compares with the federated credential.
+    if line.chars().count() > 400 {
+        line = line.chars().take(397).collect::<String>() + "...";
     }
     if line.is_empty() {
         "no details".to_owned()
@@ -54,5 +56,14 @@ mod tests {
         assert_eq!(m, "AADSTS7000215: Invalid client secret.");
         let m = sanitize_sdk_message("got eyJhbGciOi.eyJzdWIiOi.c2ln back");
         assert_eq!(m, "got [redacted] back");
+        let m = sanitize_sdk_message(
+            "ClientAssertionCredential authentication failed. AADSTS70021: No matching federated identity record found for presented assertion. \
+             Assertion Issuer: 'https://token.actions.githubusercontent.com'. Assertion Subject: 'repo:contoso/app:ref:refs/heads/feature-branch-name'. \
+             Assertion Audience: 'api://AzureADTokenExchange'. Trace ID: 0f1c0000-0000-4000-8000-000000000001 Correlation ID: 0f1c0000-0000-4000-8000-000000000002",
+        );
+        assert!(
+            m.contains("Assertion Audience: 'api://AzureADTokenExchange'"),
+            "{m}"
+        );
     }
 }

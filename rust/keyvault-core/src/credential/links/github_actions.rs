@@ -82,13 +82,10 @@ impl Link for GithubActions {
         let Ok((tenant, client)) = app_ids(env) else {
             return Ready::Broken("AZURE_TENANT_ID or AZURE_CLIENT_ID vanished".to_owned());
         };
-        let url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL").unwrap_or_default();
-        let mut url = match endpoint_url("ACTIONS_ID_TOKEN_REQUEST_URL", url) {
+        let url = match id_token_url(env.get("ACTIONS_ID_TOKEN_REQUEST_URL").unwrap_or_default()) {
             Ok(u) => u,
             Err(why) => return Ready::Broken(why),
         };
-        url.query_pairs_mut()
-            .append_pair("audience", ENTRA_AUDIENCE);
         let assertion = ActionsIdToken {
             flavour: flavour(env),
             url,
@@ -120,6 +117,15 @@ impl Link for GithubActions {
         "grant the job `permissions: id-token: write`, set AZURE_CLIENT_ID and AZURE_TENANT_ID of an app whose \
          federated credential names this repository (issuer, subject, audience api://AzureADTokenExchange)"
     }
+}
+
+/// The runtime's URL with the audience Entra expects appended to its own query (the runtime's
+/// URL already carries `api-version`; the SDKs append `&audience=`).
+fn id_token_url(raw: &str) -> Result<url::Url, String> {
+    let mut url = endpoint_url("ACTIONS_ID_TOKEN_REQUEST_URL", raw)?;
+    url.query_pairs_mut()
+        .append_pair("audience", ENTRA_AUDIENCE);
+    Ok(url)
 }
 
 /// The Actions runtime's ID token endpoint.
@@ -185,5 +191,32 @@ impl ClientAssertion for ActionsIdToken {
             )
         })?;
         Ok(body.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audience_is_appended_to_the_runtime_query() {
+        let u = id_token_url(
+            "https://pipelinesghubeus1.actions.githubusercontent.com/abc/_apis/distributedtask/hubs/Actions/plans/p/jobs/j/idtoken?api-version=2.0",
+        )
+        .unwrap();
+        let pairs: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("api-version".to_owned(), "2.0".to_owned()),
+                (
+                    "audience".to_owned(),
+                    "api://AzureADTokenExchange".to_owned()
+                )
+            ]
+        );
+        let u = id_token_url("http://127.0.0.1:3000/api/actions/idtoken").unwrap();
+        assert_eq!(u.query(), Some("audience=api%3A%2F%2FAzureADTokenExchange"));
+        assert!(id_token_url("http://forgejo.lan/idtoken").is_err());
     }
 }
