@@ -24,6 +24,28 @@ from servers.fixtures import write_ca_files
 from servers.gitserver import GitServer
 
 REF = "secret://hg/ci-bot/password"
+# Variables through which a host or a CI hands a process its identity or names its job: a client
+# inherits none of them from the machine that runs the tests (which may itself be a CI job).
+AMBIENT_IDENTITY = (
+    "HG",
+    "AZURE_",
+    "AZURESUBSCRIPTION_",
+    "IDENTITY_",
+    "IMDS_ENDPOINT",
+    "MSI_",
+    "ACTIONS_",
+    "GITHUB_",
+    "GITEA_",
+    "FORGEJO_",
+    "RUNNER_",
+    "SYSTEM_",
+    "TF_BUILD",
+    "BUILD_",
+    "GITLAB_",
+    "CI_",
+    "CI",
+    "JENKINS_",
+)
 
 
 @dataclass
@@ -114,7 +136,10 @@ class Bed:
         vault_url: str | None = None,
         timeout: float = 5,
         extra: str = "",
+        identity: dict[str, str] | None = None,
     ) -> Client:
+        """A client whose identity is ``principal`` (a service principal), or the emulator's
+        App Service managed identity, or exactly the variables of ``identity`` (a host or CI)."""
         home = root / "home"
         home.mkdir(parents=True, exist_ok=True)
         hgrc = root / "hgrc"
@@ -132,13 +157,12 @@ class Bed:
             f"corp.username = {self.server.username}\n"
             f"corp.vault = {ref}\n" + extra
         )
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("HG", "AZURE_", "IDENTITY_", "MSI_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(AMBIENT_IDENTITY)}
         env.update(HOME=str(home), HGRCPATH=str(hgrc), LC_ALL="C", HGENCODING="utf-8")
-        env.update(self.identity_env(principal))
+        if identity is None:
+            env.update(self.identity_env(principal))
+        else:
+            env.update(AZURE_AUTHORITY_HOST=self.emulator.authority_host, **identity)
         return Client(root=root, home=home, hgrc=hgrc, env=env)
 
     def provision(self, value: str | bytes | None = None, ref: str = REF) -> Result:
@@ -181,12 +205,14 @@ def start_bed(
     ca: trustme.CA | None = None,
     redirect_to: str | None = None,
     plain_http: bool = False,
+    emulator_options: dict | None = None,
 ) -> Bed:
-    """The emulator and the hg server; ``ca`` lets a test sign its own extra servers."""
+    """The emulator and the hg server; ``ca`` lets a test sign its own extra servers;
+    ``emulator_options`` are more emulator flags (e.g. ``http_listen=[...]``)."""
     root.mkdir(parents=True, exist_ok=True)
     ca = ca or trustme.CA()
     ca_cert, ca_key = write_ca_files(ca, root / "ca")
-    emulator = start_emulator(root, ca_cert=ca_cert, ca_key=ca_key)
+    emulator = start_emulator(root, ca_cert=ca_cert, ca_key=ca_key, **(emulator_options or {}))
     try:
         server = start_hg_server(
             root / "hgserver",

@@ -4,6 +4,10 @@
     emu.vault_url, emu.ca_file, emu.principal("officer")["client_secret"], ...
     emu.set_faults([...]); emu.clear_faults(); emu.requests(); emu.stop()
 
+Identity endpoints (start with ``http_listen=["imds=169.254.169.254:80", "arc=127.0.0.1:0", ...]``):
+``emu.http["arc"]``, ``emu.identity_env("arc")``, ``emu.set_federated_credentials([...])``,
+``emu.ci_env("github")``, ``emu.mint_oidc("gitlab")``; see docs/emulator.md.
+
 The binary comes from $HG_KEYVAULT_EMULATOR, else <repo>/target/debug/hg-keyvault-emulator.
 Only the standard library is used, so any test (and the demo) can import this.
 """
@@ -47,6 +51,10 @@ class Emulator:
     port: int
     principals: list[dict[str, Any]]
     state_dir: str = ""
+    http: dict[str, str] = dataclasses.field(default_factory=dict)
+    msi_secret: str = ""
+    arc_token_dir: str = ""
+    oidc: dict[str, Any] = dataclasses.field(default_factory=dict)
     process: subprocess.Popen | None = dataclasses.field(default=None, repr=False)
 
     def principal(self, name: str) -> dict[str, Any]:
@@ -82,6 +90,85 @@ class Emulator:
         """Stamp secrets with ``at`` (Unix seconds) as created/updated time; None: the clock."""
         return self._control("PUT", "/clock", {"frozen_at": at})
 
+    def set_federated_credentials(self, credentials: list[dict[str, Any]]) -> Any:
+        """Replaces the apps' federated credentials:
+        [{"principal", "issuer", "subject", "audiences"?}]."""
+        return self._control("POST", "/federated-credentials", list(credentials))
+
+    def federate(self, principal: str, ci: str, subject: str | None = None) -> None:
+        """Lets ``principal`` accept the ID tokens of ``ci`` (github, pipelines, gitlab) whose
+        subject is ``subject`` (default: the subject that CI mints by default)."""
+        default = {
+            "github": "repo:hg-keyvault/ci:ref:refs/heads/main",
+            "pipelines": "sc://hg-keyvault/ci/hg-keyvault",
+            "gitlab": "project_path:hg-keyvault/ci:ref_type:branch:ref:main",
+        }[ci]
+        issuer = self.oidc[ci]["issuer"]
+        self.set_federated_credentials(
+            [{"principal": principal, "issuer": issuer, "subject": subject or default}]
+        )
+
+    def set_identities(self, system_assigned: bool = True, user_assigned=("user-assigned",)) -> Any:
+        body = {"system_assigned": system_assigned, "user_assigned": list(user_assigned)}
+        return self._control("POST", "/identities", body)
+
+    def set_arc_realm(self, realm: str) -> Any:
+        """normal, outside (not in the token directory), not-key, too-big."""
+        return self._control("POST", "/arc", {"realm": realm})
+
+    def set_oidc_claims(self, ci: str, claims: dict[str, Any]) -> Any:
+        """Claims merged over ``ci``'s defaults in every token it mints ({} restores them)."""
+        return self._control("POST", f"/oidc/{ci}/claims", claims)
+
+    def mint_oidc(self, ci: str, aud: str | None = None, **claims: Any) -> str:
+        body: dict[str, Any] = {"issuer": ci, "claims": claims}
+        if aud:
+            body["aud"] = aud
+        return self._control("POST", "/oidc/mint", body)["token"]
+
+    def identity_env(self, role: str) -> dict[str, str]:
+        """The environment a host of ``role`` gives its processes, pointing at this emulator."""
+        url = self.http[role]
+        if role == "arc":
+            return {
+                "IDENTITY_ENDPOINT": url + "/metadata/identity/oauth2/token",
+                "IMDS_ENDPOINT": url,
+            }
+        if role == "cloudshell":
+            return {"MSI_ENDPOINT": url + "/oauth2/token"}
+        if role == "ml":
+            return {"MSI_ENDPOINT": url + "/MSI/auth", "MSI_SECRET": self.msi_secret}
+        if role == "appservice":
+            return {
+                "IDENTITY_ENDPOINT": url + "/msi/token",
+                "IDENTITY_HEADER": self.identity_header,
+            }
+        if role == "imds":
+            return {}  # the address is fixed; the VM is recognised by its SMBIOS asset tag
+        raise KeyError(role)
+
+    def ci_env(self, ci: str) -> dict[str, str]:
+        """The variables a CI job of ``ci`` has (without AZURE_CLIENT_ID / AZURE_TENANT_ID)."""
+        o = self.oidc[ci]
+        if ci == "github":
+            return {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_RUN_ID": "7301234567",
+                "GITHUB_JOB": "build",
+                "ACTIONS_ID_TOKEN_REQUEST_URL": o["request_url"],
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": o["request_token"],
+            }
+        if ci == "pipelines":
+            return {
+                "TF_BUILD": "True",
+                "BUILD_BUILDID": "4711",
+                "SYSTEM_JOBNAME": "build",
+                "SYSTEM_OIDCREQUESTURI": o["request_uri"],
+                "SYSTEM_ACCESSTOKEN": o["access_token"],
+                "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": o["service_connection_id"],
+            }
+        raise KeyError(ci)
+
     def requests(self) -> list[dict[str, Any]]:
         """The request log, parsed (one dict per HTTP request, control API excluded)."""
         path = Path(self.request_log)
@@ -102,7 +189,8 @@ def start_emulator(tmp_path: Path | str, *faults: dict[str, Any], **options: Any
     """Starts the emulator with its state under tmp_path and waits for its ready line.
 
     Each extra positional argument is a fault spec (passed as --fault). Keyword options
-    become flags: token_lifetime=5 -> --token-lifetime 5, ca_cert=..., ca_key=..., port=...
+    become flags: token_lifetime=5 -> --token-lifetime 5, ca_cert=..., ca_key=..., port=...;
+    a list repeats its flag: http_listen=["arc=127.0.0.1:0", ...].
     """
     state_dir = Path(tmp_path) / "emulator"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +198,8 @@ def start_emulator(tmp_path: Path | str, *faults: dict[str, Any], **options: Any
     for fault in faults:
         cmd += ["--fault", json.dumps(fault)]
     for key, value in options.items():
-        cmd += ["--" + key.replace("_", "-"), str(value)]
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            cmd += ["--" + key.replace("_", "-"), str(item)]
     stderr = open(state_dir / "stderr.log", "ab")
     try:
         proc = subprocess.Popen(

@@ -73,6 +73,8 @@ class _CopyOutcome(TypedDict):
 
 class _IdentityInfo(TypedDict):
     link: str
+    link_id: str | None
+    via: str | None
     tenant_id: str | None
     client_id: str | None
     object_id: str | None
@@ -119,6 +121,7 @@ class Vault:
         token_cache: bool = True,
         secret_cache: float = 0.0,
         expiry_warning: float = 14.0,
+        id_token_env: str | None = None,
     ) -> Vault: ...
     @staticmethod
     def keyring(
@@ -157,7 +160,14 @@ class Vault:
     def list(self) -> builtins.list[_Properties]: ...
     def identity(self) -> _IdentityInfo | None: ...
     def selected_link(self) -> str | None: ...
+    def identity_applies(self) -> bool: ...
 
+class _CiJob(TypedDict):
+    system: str
+    id: str
+    describe: str
+
+def ci_job() -> _CiJob | None: ...
 def parse_ref(text: str) -> str: ...
 def secret_name(secret_ref: str, prefix: str = "hg-") -> str: ...
 def match_auth_group(
