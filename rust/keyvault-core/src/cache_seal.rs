@@ -182,7 +182,6 @@ fn link_from_byte(b: u8) -> Option<&'static str> {
     credential::link_ids().nth(usize::from(b).checked_sub(1)?)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,9 +236,7 @@ mod tests {
             ]),
         );
         assert!(mi.open(Purpose::Token, D, &sealed).is_none());
-        assert!(mi
-            .seal("auto", Purpose::Token, D, b"x")
-            .is_none());
+        assert!(mi.seal("auto", Purpose::Token, D, b"x").is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fake_assertion, write_script, Emulator};
+use common::{write_script, Emulator};
 use hg_keyvault_core::token_cache::TokenSource;
 use hg_keyvault_core::{azure::SetOptions, CredentialEnv, SecretRef, SecretValue, Session};
 
@@ -38,7 +38,7 @@ fn a_workload_identity_entry_opens_until_the_token_file_rotates() {
     let emu = Emulator::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
-    let assertion = fake_assertion(&emu.client_id("officer"), &emu.s("tenant_id"));
+    let assertion = emu.federated_assertion("officer");
     std::fs::write(&file, &assertion).unwrap();
     let env = CredentialEnv::from_pairs([
         ("AZURE_TENANT_ID", emu.s("tenant_id")),

@@ -4,7 +4,9 @@
 
 use crate::config::CredentialChoice;
 use crate::credential::env::CredentialEnv;
-use crate::credential::link::{digest, endpoint_url, env_material, not_set, pipeline, Link, LinkPlan, Material, Ready};
+use crate::credential::link::{
+    digest, endpoint_url, env_material, not_set, pipeline, Link, LinkPlan, Material, Ready,
+};
 use crate::credential::msi::{EndpointCredential, Protocol, ARC_KEY_DIR};
 use azure_core::{credentials::Secret, http::ClientOptions};
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,9 @@
 
 use crate::config::CredentialChoice;
 use crate::credential::env::CredentialEnv;
-use crate::credential::link::{endpoint_url, env_material, not_set, Link, LinkPlan, Material, Ready};
+use crate::credential::link::{
+    endpoint_url, env_material, not_set, Link, LinkPlan, Material, Ready,
+};
 use crate::credential::sdk_message::sanitize_sdk_message;
 use azure_core::{
     credentials::{Secret, TokenCredential},

@@ -6,7 +6,9 @@
 
 use crate::config::CredentialChoice;
 use crate::credential::env::CredentialEnv;
-use crate::credential::link::{app_ids, endpoint_url, env_material, not_set, pipeline, Link, LinkPlan, Material, Ready};
+use crate::credential::link::{
+    app_ids, endpoint_url, env_material, not_set, pipeline, Link, LinkPlan, Material, Ready,
+};
 use crate::credential::sdk_message::sanitize_sdk_message;
 use crate::transport;
 use async_trait::async_trait;

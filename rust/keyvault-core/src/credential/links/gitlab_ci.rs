@@ -4,7 +4,9 @@
 
 use crate::config::CredentialChoice;
 use crate::credential::env::CredentialEnv;
-use crate::credential::link::{app_ids, digest, env_material, not_set, Link, LinkPlan, Material, Ready};
+use crate::credential::link::{
+    app_ids, digest, env_material, not_set, Link, LinkPlan, Material, Ready,
+};
 use crate::credential::sdk_message::sanitize_sdk_message;
 use async_trait::async_trait;
 use azure_core::{
