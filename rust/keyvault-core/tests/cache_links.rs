@@ -63,8 +63,11 @@ fn a_workload_identity_entry_opens_until_the_token_file_rotates() {
     ));
     assert_eq!(token_requests(&emu), fetched);
 
-    // The kubelet rotated the token: a new entry, fetched once, then warm again.
-    std::fs::write(&file, format!("{assertion}x")).unwrap();
+    // The kubelet rotated the token (a new one, as Entra now checks it): a new entry, fetched
+    // once, then warm again.
+    let rotated = emu.federated_assertion("officer");
+    assert_ne!(rotated, assertion);
+    std::fs::write(&file, &rotated).unwrap();
     assert!(matches!(
         read_in_new_session(&emu, &env, &secret_ref),
         TokenSource::Fetched(_)
