@@ -29,7 +29,8 @@ def test_a_url_chooses_azure_and_every_key_reaches_the_native_arguments(tmp_path
         tmp_path,
         "[keyvault]\nurl = https://contoso.vault.azure.net/\ncredential = azure-cli\n"
         "cacerts = ~/ca.pem\nverify-challenge-resource = no\ntimeout = 2.5\n"
-        "name-prefix = ci-\ntoken-cache = off\nsecret-cache = 30\nexpiry-warning = 3\n",
+        "name-prefix = ci-\ntoken-cache = off\nsecret-cache = 30\nexpiry-warning = 3\n"
+        "id-token-env = GITLAB_AZURE_TOKEN\n",
     )
     settings = config.vault_settings(ui)
     assert settings.provider == "azure"
@@ -42,6 +43,7 @@ def test_a_url_chooses_azure_and_every_key_reaches_the_native_arguments(tmp_path
         "token_cache": False,
         "secret_cache": 30.0,
         "expiry_warning": 3.0,
+        "id_token_env": "GITLAB_AZURE_TOKEN",
     }
     assert settings.keyring_kwargs() == {
         "keyring": "auto",

@@ -20,6 +20,7 @@ __all__ = [
     "ThrottledError",
     "ServiceError",
     "Vault",
+    "ci_job",
     "parse_ref",
     "secret_name",
     "match_auth_group",

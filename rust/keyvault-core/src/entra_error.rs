@@ -46,13 +46,19 @@ impl fmt::Display for EntraError {
 
 impl std::error::Error for EntraError {}
 
-/// Longest description line kept (Entra's first lines are one or two sentences).
-const MAX_DESCRIPTION_CHARS: usize = 240;
+/// Longest description line kept: enough for AADSTS70021, whose first line names the issuer,
+/// subject and audience the user compares with the federated credential.
+const MAX_DESCRIPTION_CHARS: usize = 400;
 
 /// Whether `url` is a token endpoint of Entra ID (v2.0 or v1): `/{tenant}/oauth2[/v2.0]/token`.
 pub(crate) fn is_token_endpoint(url: &url::Url) -> bool {
     let path = url.path().trim_end_matches('/');
-    path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token")
+    // Entra is https only. Managed identity endpoints share the `/oauth2/token` tail (IMDS and
+    // Azure Arc under `/metadata/identity/`, Cloud Shell and App Service over loopback http) and
+    // answer in their own ways: Arc's expected 401 challenge must reach its link untouched.
+    url.scheme() == "https"
+        && !path.starts_with("/metadata/identity/")
+        && (path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token"))
 }
 
 /// The Entra error in an error answer (`status` >= 400) of a token endpoint, if the body is one:
@@ -179,5 +185,14 @@ mod tests {
         assert!(!is_token_endpoint(&u(
             "https://v.vault.azure.net/secrets/token"
         )));
+        // Managed identity endpoints answer in their own ways (Arc's 401 is its challenge).
+        for mi in [
+            "http://localhost:40342/metadata/identity/oauth2/token",
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://localhost:50342/oauth2/token",
+            "https://127.0.0.1:1/metadata/identity/oauth2/token",
+        ] {
+            assert!(!is_token_endpoint(&u(mi)), "{mi}");
+        }
     }
 }
