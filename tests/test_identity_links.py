@@ -436,8 +436,8 @@ def test_actions_token_of_another_branch_is_refused_with_aadsts70021(tmp_path):
     out = run.clone.output
     # The documented line (docs/troubleshooting.md) with Entra's own words.
     assert (
-        "  github-actions: failed: HTTP 400 invalid_request: AADSTS70021: No matching federated identity record "
-        "found for presented assertion." in out
+        "  github-actions: failed: HTTP 400 invalid_request: AADSTS70021: No matching federated "
+        "identity record found for presented assertion." in out
     ), out
     assert "Assertion Subject: 'repo:hg-keyvault/ci:ref:refs/heads/feature'" in out
     assert "Traceback" not in out
