@@ -42,6 +42,10 @@ pub mod token_cache;
 mod token_policy;
 #[cfg(feature = "azure")]
 mod transport;
+#[cfg(feature = "azure")]
+mod vault_errors;
+#[cfg(feature = "azure")]
+mod vault_values;
 
 #[cfg(feature = "azure")]
 pub use azure::{CacheStatus, KeyVaultStore, ValueSource, CONTENT_TYPE};
