@@ -67,24 +67,20 @@ def user_agent(ui) -> str:
 
 
 def vault(ui, provider: str | None = None) -> Vault:
-    """The client of ``provider`` (default: the configured one), built once per process."""
+    """The client of ``provider`` (default: the configured one), built once per process.
+    Every provider is opened the same way, through the core's provider table."""
     settings = config.vault_settings(ui)
     provider = provider or settings.provider
-    url = settings.url
-    if provider == "azure" and url is None:
-        raise error.ConfigError(
-            b"keyvault.url is not set",
-            hint=b"set [keyvault] url = https://<your-vault>.vault.azure.net/",
-        )
-    agent = user_agent(ui) if provider == "azure" else ""
+    needs = dict(_native.providers()).get(provider, [])
+    for option, hint in needs:
+        if getattr(settings, option) is None:
+            raise error.ConfigError(b"keyvault.%s is not set" % _b(option), hint=_b(hint))
+    agent = user_agent(ui)
     key = (settings, provider, agent)
     client = _vaults.get(key)
     if client is None:
         try:
-            if provider == "azure" and url is not None:
-                client = Vault(url, user_agent=agent, **settings.native_kwargs())
-            else:
-                client = Vault.keyring(**settings.keyring_kwargs())
+            client = Vault.open(provider, user_agent=agent, **settings.store_kwargs())
         except KeyVaultError as exc:
             raise abort_for(exc, "keyvault") from None
         _vaults[key] = client

@@ -28,6 +28,18 @@ fn secret_name(py: Python<'_>, secret_ref: &str, prefix: &str) -> PyResult<Strin
     Ok(name::secret_name(&r, &prefix))
 }
 
+/// The providers of the core's table, in order: `(name, [(needed option, hint), ...])`.
+#[pyfunction]
+fn providers() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    hg_keyvault_core::providers::PROVIDERS
+        .iter()
+        .map(|p| {
+            let needs = p.needs.iter().map(|n| (n.key, n.hint)).collect();
+            (p.provider.as_str(), needs)
+        })
+        .collect()
+}
+
 /// The CI job running this process (`{"system": ..., "id": ..., "describe": "system:id"}`), or
 /// None outside CI.
 #[pyfunction]
@@ -95,6 +107,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
     m.add_function(wrap_pyfunction!(secret_name, m)?)?;
     m.add_function(wrap_pyfunction!(ci_job, m)?)?;
+    m.add_function(wrap_pyfunction!(providers, m)?)?;
     m.add_function(wrap_pyfunction!(match_auth_group, m)?)?;
     m.add_function(wrap_pyfunction!(explain_auth_groups, m)?)?;
     Ok(())
