@@ -1,7 +1,7 @@
 //! `Vault`: a blocking session on one secret store of any provider (`Vault.open(provider,
 //! ...)`; `Vault(url, ...)` and `Vault.keyring(...)` are its Azure and keyring shorthands), with
-//! the same methods. Every method that may block
-//! releases the GIL (`py.detach`) so other Python threads keep running.
+//! the same methods. Every method that may block releases the GIL (`py.detach`) so other Python
+//! threads keep running.
 //!
 //! Methods that reach the store report the `x-ms-client-request-id` of the vault request they
 //! sent: as `request_id` in the returned dict, or as the exception's `request_id` attribute.
@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// One store of whichever provider; every method below goes through the [`SecretStore`] trait,
-/// so the binding knows no provider by name (the core's provider table opens them).
+/// so no method branches on the provider (the core's provider table opens them; only the two
+/// shorthand constructors name one).
 #[pyclass(frozen, module = "hgext3rd.keyvault._native")]
 pub struct Vault {
     store: Box<dyn SecretStore>,
