@@ -30,7 +30,12 @@ def test_a_missing_needed_option_is_named_with_the_tables_hint():
     with pytest.raises(_native.ConfigError) as caught:
         _native.Vault.open("azure")
     assert caught.value.message == "keyvault.url is not set"
-    assert caught.value.hint == dict(_native.providers())["azure"][0][1]
+    assert caught.value.hint == "set [keyvault] url = https://<your-vault>.vault.azure.net/"
+    with pytest.raises(_native.ConfigError) as checked:
+        _native.check_needs("azure", ["credential", "timeout"])
+    assert (checked.value.message, checked.value.hint) == (caught.value.message, caught.value.hint)
+    _native.check_needs("azure", ["url"])
+    _native.check_needs("keyring", [])
 
 
 def test_azure_through_the_table_reads_and_describes_itself(emulator, monkeypatch):

@@ -71,16 +71,18 @@ def vault(ui, provider: str | None = None) -> Vault:
     Every provider is opened the same way, through the core's provider table."""
     settings = config.vault_settings(ui)
     provider = provider or settings.provider
-    needs = dict(_native.providers()).get(provider, [])
-    for option, hint in needs:
-        if getattr(settings, option) is None:
-            raise error.ConfigError(b"keyvault.%s is not set" % _b(option), hint=_b(hint))
+    options = settings.store_kwargs()
+    try:
+        # The provider's own sentence for a missing option (``keyvault.url is not set``).
+        _native.check_needs(provider, [k for k, v in options.items() if v is not None])
+    except KeyVaultError as exc:
+        raise abort_for(exc) from None
     agent = user_agent(ui)
     key = (settings, provider, agent)
     client = _vaults.get(key)
     if client is None:
         try:
-            client = Vault.open(provider, user_agent=agent, **settings.store_kwargs())
+            client = Vault.open(provider, user_agent=agent, **options)
         except KeyVaultError as exc:
             raise abort_for(exc, "keyvault") from None
         _vaults[key] = client

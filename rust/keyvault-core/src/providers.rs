@@ -61,10 +61,10 @@ impl Default for StoreOptions {
 pub struct ConfigNeed {
     /// The key, as the options spell it (`url`).
     pub key: &'static str,
-    /// What to do when it is missing.
-    pub hint: &'static str,
     /// Whether `options` set it.
     pub is_set: fn(&StoreOptions) -> bool,
+    /// The error when it is missing: one sentence naming the key, and a hint.
+    pub missing: fn() -> Error,
 }
 
 /// One row of the provider table.
@@ -85,8 +85,8 @@ pub const PROVIDERS: &[ProviderEntry] = &[
         provider: Provider::Azure,
         needs: &[ConfigNeed {
             key: "url",
-            hint: "set [keyvault] url = https://<your-vault>.vault.azure.net/",
             is_set: |o| o.url.is_some(),
+            missing: azure_url_missing,
         }],
         open: open_azure,
     },
@@ -102,21 +102,36 @@ pub fn provider(name: &str) -> Option<&'static ProviderEntry> {
     PROVIDERS.iter().find(|p| p.provider.as_str() == name)
 }
 
-/// Opens the store of provider `name` with `options`.
-pub fn open_store(name: &str, options: &StoreOptions) -> Result<Box<dyn SecretStore>> {
-    let entry = provider(name).ok_or_else(|| {
+/// The row of `name`, or the error naming the providers this build has.
+pub fn entry(name: &str) -> Result<&'static ProviderEntry> {
+    provider(name).ok_or_else(|| {
         let known: Vec<&str> = PROVIDERS.iter().map(|p| p.provider.as_str()).collect();
         Error::bad_config(format!("keyvault.provider: unknown provider '{name}'"))
             .with_hint(format!("use one of: {}", known.join(", ")))
-    })?;
-    for need in entry.needs {
-        if !(need.is_set)(options) {
-            return Err(
-                Error::bad_config(format!("keyvault.{} is not set", need.key)).with_hint(need.hint),
-            );
-        }
+    })
+}
+
+/// Fails with the first of `name`'s needs that `is_set` says is missing.
+pub fn check_needs(name: &str, is_set: impl Fn(&str) -> bool) -> Result<()> {
+    match entry(name)?.needs.iter().find(|need| !is_set(need.key)) {
+        Some(need) => Err((need.missing)()),
+        None => Ok(()),
+    }
+}
+
+/// Opens the store of provider `name` with `options`.
+pub fn open_store(name: &str, options: &StoreOptions) -> Result<Box<dyn SecretStore>> {
+    let entry = entry(name)?;
+    if let Some(need) = entry.needs.iter().find(|need| !(need.is_set)(options)) {
+        return Err((need.missing)());
     }
     (entry.open)(options)
+}
+
+#[cfg(feature = "azure")]
+fn azure_url_missing() -> Error {
+    Error::bad_config("keyvault.url is not set")
+        .with_hint("set [keyvault] url = https://<your-vault>.vault.azure.net/")
 }
 
 #[cfg(feature = "azure")]
@@ -176,5 +191,9 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::BadConfig);
         assert_eq!(err.message(), "keyvault.url is not set");
         assert!(err.hint().unwrap_or_default().contains("vault.azure.net"));
+        let err = check_needs("azure", |key| key != "url").unwrap_err();
+        assert_eq!(err.message(), "keyvault.url is not set");
+        assert!(check_needs("azure", |_| true).is_ok());
+        assert!(check_needs("keyring", |_| false).is_ok());
     }
 }
