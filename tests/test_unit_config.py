@@ -111,3 +111,24 @@ def test_a_group_with_a_password_and_a_vault_is_a_config_error(tmp_path):
         config.vault_groups(ui)
     assert raised.value.message == b"[auth] x has both a password and a vault secret"
     assert raised.value.hint == b"remove x.password: the vault provides it"
+
+
+def test_the_providers_are_those_of_the_core_table():
+    # keyvault.provider accepts exactly the providers the core's table opens, in its order.
+    from hgext3rd.keyvault import _native
+
+    assert [name.encode() for name, _needs in _native.providers()] == list(config.PROVIDERS)
+    assert dict(_native.providers())["azure"] == ["url"]
+
+
+def test_store_kwargs_carry_every_option_for_any_provider(tmp_path):
+    ui = make_ui(
+        tmp_path, "[keyvault]\nurl = https://contoso.vault.azure.net/\nkeyring = keyutils\n"
+    )
+    settings = config.vault_settings(ui)
+    kwargs = settings.store_kwargs()
+    assert kwargs == {
+        **settings.native_kwargs(),
+        "url": "https://contoso.vault.azure.net/",
+        "keyring": "keyutils",
+    }

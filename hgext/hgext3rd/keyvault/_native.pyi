@@ -25,6 +25,9 @@ __all__ = [
     "secret_name",
     "match_auth_group",
     "explain_auth_groups",
+    "ci_job",
+    "providers",
+    "check_needs",
 ]
 
 __version__: str
@@ -56,9 +59,12 @@ class _CheckedProperties(_Properties):
     request_id: str | None
 
 class _StoreInfo(TypedDict):
-    provider: Literal["azure", "keyring"]
+    provider: str
     location: str
     detail: str | None
+    label: str
+    location_key: str
+    credential: str | None
 
 class _Deleted(TypedDict):
     name: str
@@ -132,8 +138,25 @@ class Vault:
         name_prefix: str = "hg-",
         expiry_warning: float = 14.0,
     ) -> Vault: ...
+    @staticmethod
+    def open(
+        provider: str,
+        *,
+        url: str | None = None,
+        credential: str = "auto",
+        cacerts: str | None = None,
+        verify_challenge_resource: bool = True,
+        timeout: float = 10.0,
+        name_prefix: str = "hg-",
+        user_agent: str | None = None,
+        token_cache: bool = True,
+        secret_cache: float = 0.0,
+        expiry_warning: float = 14.0,
+        id_token_env: str | None = None,
+        keyring: str = "auto",
+    ) -> Vault: ...
     @property
-    def provider(self) -> Literal["azure", "keyring"]: ...
+    def provider(self) -> str: ...
     @property
     def url(self) -> str | None: ...
     def info(self) -> _StoreInfo: ...
@@ -141,7 +164,7 @@ class Vault:
     def check_many(
         self, secret_refs: builtins.list[str]
     ) -> builtins.list[_CheckedProperties | KeyVaultError]: ...
-    def cache_status(self) -> _CacheStatus: ...
+    def cache_status(self) -> _CacheStatus | None: ...
     def cached_for(self, secret_ref: str) -> float | None: ...
     def forget_cached(self, secret_ref: str) -> None: ...
     def check(self, secret_ref: str) -> _CheckedProperties: ...
@@ -169,6 +192,8 @@ class _CiJob(TypedDict):
     describe: str
 
 def ci_job() -> _CiJob | None: ...
+def providers() -> list[tuple[str, list[str]]]: ...
+def check_needs(provider: str, set_options: list[str]) -> None: ...
 def parse_ref(text: str) -> str: ...
 def secret_name(secret_ref: str, prefix: str = "hg-") -> str: ...
 def match_auth_group(

@@ -206,7 +206,7 @@ def record(
         "uid": uid,
         "pid": os.getpid(),
         "provider": getattr(client, "provider", None),
-        "store": getattr(client, "url", None) or _keyring_location(client),
+        "store": _location(client),
         "credential": identity.get("link"),
         "link": identity.get("link_id"),
         "tenant_id": identity.get("tenant_id"),
@@ -236,8 +236,9 @@ def record(
         ) from None
 
 
-def _keyring_location(client) -> str | None:
-    if client is None or getattr(client, "provider", None) != "keyring":
+def _location(client) -> str | None:
+    """Where the store keeps secrets (the vault URL, the keyring backend), as its info says."""
+    if client is None:
         return None
     try:
         return client.info().get("location")

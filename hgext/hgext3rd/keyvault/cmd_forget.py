@@ -18,7 +18,8 @@ def run(ui, ref: str, yes: bool, **opts):
     settings = config.vault_settings(ui)
     client = session.vault(ui)
     name = session.secret_name(ref, settings)
-    where = client.url or "the %s keyring" % client.info()["location"]
+    info = client.info()
+    where = client.url or "the %s %s" % (info["location"], info["label"])
     if not yes:
         # Non-interactive runs get the default answer, No: CI must say --yes.
         answer = ui.promptchoice(

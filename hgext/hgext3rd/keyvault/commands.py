@@ -41,14 +41,12 @@ def vault_status(ui, **opts):
     # The core's version is the package's (one Cargo workspace version), and it is loaded already.
     fm.write(b"extension_version", b"extension:  hg-keyvault %s\n", b(native.__version__))
     fm.write(b"provider", b"provider:   %s\n", b(info["provider"]))
-    fm.data(url=opt(client.url), keyring=opt(None), keyring_detail=opt(None))
-    if client.provider == "azure":
-        fm.plain(b"vault:      %s\n" % b(client.url))
-    else:
-        fm.data(keyring=opt(info["location"]), keyring_detail=opt(info["detail"]))
-        fm.plain(b"keyring:    %s\n" % b(info["location"]))
-        if info["detail"]:
-            fm.plain(b"            (%s)\n" % b(info["detail"]))
+    # The store says what its location is called (vault URL, keyring backend): no provider here.
+    fm.data(url=opt(None), keyring=opt(None), keyring_detail=opt(info["detail"]))
+    fm.data(**{info["location_key"]: opt(info["location"])})
+    fm.plain(b"%-11s %s\n" % (b(info["label"] + ":"), b(info["location"])))
+    if info["detail"]:
+        fm.plain(b"            (%s)\n" % b(info["detail"]))
     user, uid = audit.os_user()
     fm.write(b"os_user", b"os user:    %s\n", b(user))
 
@@ -72,9 +70,10 @@ def vault_status(ui, **opts):
             identity = dict(client.identity() or {})
         except native.KeyVaultError:
             identity = {}
-    credential = identity.get("link") or (settings.credential if client.url else None)
+    # The configured credential, for stores that find an identity (None: the OS user is it).
+    credential = identity.get("link") or info["credential"]
     fm.data(credential=opt(credential))
-    if client.provider == "azure":
+    if info["credential"] is not None:
         fm.plain(b"credential: %s\n" % b(credential))
     # Which link answered and why it was chosen: "managed identity (Azure VM: SMBIOS asset tag)".
     fm.data(link=opt(identity.get("link_id")), via=opt(identity.get("via")))
@@ -101,8 +100,9 @@ def vault_status(ui, **opts):
     else:
         fm.plain(b"answered:   not asked: no identity applies\n")
     write_error(fm, failure, b"")
+    # None: the store has no caches (the keyring holds the secrets themselves).
     caches = client.cache_status()
-    if client.provider == "azure":
+    if caches is not None:
         _write_caches(fm, caches)
 
     outcomes: list
@@ -144,7 +144,7 @@ def vault_status(ui, **opts):
             )
             sub.plain(b"  version:  %s\n" % b(props.get("version") or "-"))
             sub.plain(b"  expires:  %s\n" % date(props.get("expires")))
-            if caches.get("secret_cache_ttl"):
+            if caches is not None and caches.get("secret_cache_ttl"):
                 left = _cached_for(client, group, native)
                 sub.data(cached_for=left)
                 sub.plain(

@@ -89,6 +89,10 @@ class VaultSettings(NamedTuple):
             "expiry_warning": self.expiry_warning_days,
         }
 
+    def store_kwargs(self) -> dict:
+        """Every option, for ``Vault.open``: each provider uses those it needs."""
+        return {**self.native_kwargs(), "url": self.url, "keyring": self.keyring}
+
     def native_kwargs(self) -> dict:
         return {
             "credential": self.credential,

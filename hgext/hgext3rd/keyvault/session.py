@@ -67,24 +67,22 @@ def user_agent(ui) -> str:
 
 
 def vault(ui, provider: str | None = None) -> Vault:
-    """The client of ``provider`` (default: the configured one), built once per process."""
+    """The client of ``provider`` (default: the configured one), built once per process.
+    Every provider is opened the same way, through the core's provider table."""
     settings = config.vault_settings(ui)
     provider = provider or settings.provider
-    url = settings.url
-    if provider == "azure" and url is None:
-        raise error.ConfigError(
-            b"keyvault.url is not set",
-            hint=b"set [keyvault] url = https://<your-vault>.vault.azure.net/",
-        )
-    agent = user_agent(ui) if provider == "azure" else ""
+    options = settings.store_kwargs()
+    try:
+        # The provider's own sentence for a missing option (``keyvault.url is not set``).
+        _native.check_needs(provider, [k for k, v in options.items() if v is not None])
+    except KeyVaultError as exc:
+        raise abort_for(exc) from None
+    agent = user_agent(ui)
     key = (settings, provider, agent)
     client = _vaults.get(key)
     if client is None:
         try:
-            if provider == "azure" and url is not None:
-                client = Vault(url, user_agent=agent, **settings.native_kwargs())
-            else:
-                client = Vault.keyring(**settings.keyring_kwargs())
+            client = Vault.open(provider, user_agent=agent, **options)
         except KeyVaultError as exc:
             raise abort_for(exc, "keyvault") from None
         _vaults[key] = client

@@ -10,7 +10,7 @@ use crate::secret::SecretValue;
 use crate::secret_cache::SecretCache;
 use crate::secret_ref::SecretRef;
 pub use crate::store::{Deleted, Secret, SecretProperties, SetOptions, REF_TAG};
-use crate::token_cache::{cache_key, CacheStore, TokenCache, TokenSource};
+use crate::token_cache::{cache_key, TokenCache};
 use crate::token_policy::CachedTokenPolicy;
 use crate::transport::{self, secs, OPERATION};
 use azure_core::credentials::TokenCredential;
@@ -37,27 +37,7 @@ pub use crate::vault_values::{
 /// Secrets fetched at once by [`KeyVaultStore::get_many`] (and so connections per store).
 pub const MAX_PARALLEL_REQUESTS: usize = 8;
 
-/// Where a value returned by [`KeyVaultStore::read`] came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueSource {
-    /// Read from the vault just now.
-    Vault,
-    /// From the secret cache, which keeps it this much longer.
-    SecretCache(Duration),
-}
-
-/// What the caches of a store are and did (for `hg vault`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheStatus {
-    /// Where tokens are cached; `None` when the token cache is off.
-    pub token_store: Option<CacheStore>,
-    /// Where the token of the last request came from.
-    pub token_source: Option<TokenSource>,
-    /// The secret cache's time to live; `None` when off or unavailable.
-    pub secret_cache_ttl: Option<Duration>,
-    /// The secret cache was asked for but the kernel keyring is unavailable.
-    pub secret_cache_unavailable: bool,
-}
+pub use crate::store::{CacheStatus, ValueSource};
 
 /// An Azure Key Vault behind the official SDK, with the core's credential chain.
 pub struct KeyVaultStore {

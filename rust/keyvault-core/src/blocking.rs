@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fork_local::{ForkLocal, ForkLocalGuard};
 use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
-use crate::store::{Provider, SecretStore, StoreInfo};
+use crate::store::{Provider, SecretStore, StoreIdentity, StoreInfo};
 
 #[derive(Debug)]
 enum EnvSource {
@@ -200,12 +200,65 @@ impl Session {
 }
 
 impl SecretStore for Session {
+    fn provider(&self) -> Provider {
+        Provider::Azure
+    }
+
+    fn url(&self) -> Option<String> {
+        Some(self.config.vault_url.to_string())
+    }
+
     fn info(&self) -> StoreInfo {
         StoreInfo {
             provider: Provider::Azure,
             location: self.config.vault_url.to_string(),
             detail: None,
+            label: "vault",
+            location_key: "url",
+            credential: Some(self.config.credential.as_str()),
         }
+    }
+
+    fn read(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<(Secret, ValueSource)> {
+        Session::read(self, secret_ref, version)
+    }
+
+    fn get_many(&self, refs: &[SecretRef]) -> Result<Vec<Result<Secret>>> {
+        Session::get_many(self, refs)
+    }
+
+    fn cache_status(&self) -> Result<Option<CacheStatus>> {
+        Session::cache_status(self).map(Some)
+    }
+
+    fn cached_for(&self, secret_ref: &SecretRef) -> Result<Option<std::time::Duration>> {
+        Session::cached_for(self, secret_ref)
+    }
+
+    fn forget_cached(&self, secret_ref: &SecretRef) -> Result<()> {
+        Session::forget_cached(self, secret_ref)
+    }
+
+    fn identity(&self) -> Result<Option<StoreIdentity>> {
+        let i = Session::identity(self)?;
+        Ok(Some(StoreIdentity {
+            credential: i.link.as_str(),
+            link_id: i.link_id,
+            via: i.via,
+            ids: vec![
+                ("tenant_id", i.tenant_id),
+                ("client_id", i.client_id),
+                ("object_id", i.object_id),
+            ],
+        }))
+    }
+
+    fn selected_link(&self) -> Option<&'static str> {
+        Session::selected_link(self).map(CredentialChoice::as_str)
+    }
+
+    fn applies(&self) -> bool {
+        self.identity_applies()
     }
 
     fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {

@@ -28,6 +28,7 @@ pub mod keyring;
 pub mod name;
 pub mod origin;
 pub mod printable;
+pub mod providers;
 pub mod secret;
 #[cfg(feature = "azure")]
 mod secret_cache;
@@ -48,7 +49,7 @@ mod vault_errors;
 mod vault_values;
 
 #[cfg(feature = "azure")]
-pub use azure::{CacheStatus, KeyVaultStore, ValueSource, CONTENT_TYPE};
+pub use azure::{KeyVaultStore, CONTENT_TYPE};
 #[cfg(feature = "azure")]
 pub use blocking::Session;
 pub use config::{CredentialChoice, VaultConfig};
@@ -57,12 +58,13 @@ pub use credential::{CredentialEnv, Identity};
 pub use error::{Error, ErrorKind, Result};
 pub use keyring::{KeyringBackend, KeyringConfig, KeyringStore};
 pub use name::{secret_name, NamePrefix};
+pub use providers::{open_store, StoreOptions, PROVIDERS};
 pub use secret::SecretValue;
 pub use secret_ref::SecretRef;
 pub use state::SecretState;
 pub use store::{
-    copy_secret, CopyOutcome, Deleted, Provider, Secret, SecretProperties, SecretStore, SetOptions,
-    StoreInfo, REF_TAG,
+    copy_secret, CacheStatus, CopyOutcome, Deleted, Provider, Secret, SecretProperties,
+    SecretStore, SetOptions, StoreIdentity, StoreInfo, ValueSource, REF_TAG,
 };
 /// Times as the SDK uses them.
 pub use time::OffsetDateTime;

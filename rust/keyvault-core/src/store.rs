@@ -8,6 +8,7 @@ use crate::secret_ref::SecretRef;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Key Vault tag holding the ref a secret was stored under (so that listing can show refs).
@@ -103,11 +104,85 @@ pub struct StoreInfo {
     pub location: String,
     /// Why this backend was chosen, when it was chosen automatically.
     pub detail: Option<String>,
+    /// What `location` is, as `hg vault` words it (`vault`, `keyring`).
+    pub label: &'static str,
+    /// The template key of `location` in `hg vault -T json` (`url`, `keyring`).
+    pub location_key: &'static str,
+    /// The configured credential choice, for providers that find an identity (Key Vault's
+    /// `keyvault.credential`); None where the OS user is the identity.
+    pub credential: Option<&'static str>,
+}
+
+/// Where a value returned by [`SecretStore::read`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSource {
+    /// Read from the store just now.
+    Vault,
+    /// From the secret cache, which keeps it this much longer.
+    SecretCache(Duration),
+}
+
+/// Where cached tokens (or temporary credentials) live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStore {
+    /// The user's kernel keyring (shared by this user's processes, memory only).
+    KernelKeyring,
+    /// This process only (the kernel keyring is unavailable).
+    Process,
+}
+
+impl CacheStore {
+    /// `kernel-keyring` or `process`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStore::KernelKeyring => "kernel-keyring",
+            CacheStore::Process => "process",
+        }
+    }
+}
+
+/// Where the token of the last request came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// From the cache; fresh until then.
+    Cache(OffsetDateTime),
+    /// Fetched through the credential chain and cached until then.
+    Fetched(OffsetDateTime),
+}
+
+/// What the caches of a store are and did (for `hg vault`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheStatus {
+    /// Where tokens are cached; `None` when the token cache is off.
+    pub token_store: Option<CacheStore>,
+    /// Where the token of the last request came from.
+    pub token_source: Option<TokenSource>,
+    /// The secret cache's time to live; `None` when off or unavailable.
+    pub secret_cache_ttl: Option<Duration>,
+    /// The secret cache was asked for but the kernel keyring is unavailable.
+    pub secret_cache_unavailable: bool,
+}
+
+/// Who the store sees, as `hg vault` and the audit log report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreIdentity {
+    /// The credential group that got the token (Key Vault: a `keyvault.credential` value).
+    pub credential: &'static str,
+    /// The link or source itself (`azure-vm`, `github-actions`, ...).
+    pub link_id: &'static str,
+    /// What answered and why it was chosen, in words.
+    pub via: String,
+    /// The provider's ids of the caller, by name (Key Vault: `tenant_id`, `client_id`,
+    /// `object_id`), in the order to show them.
+    pub ids: Vec<(&'static str, Option<String>)>,
 }
 
 /// The operations both providers implement. Blocking, bounded by the configured timeout,
 /// every failure one [`crate::Error`] with a hint.
 pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// Which provider this is (cheap: no I/O, unlike [`SecretStore::info`]).
+    fn provider(&self) -> Provider;
+
     /// Where the secrets live.
     fn info(&self) -> StoreInfo;
 
@@ -138,6 +213,58 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Proves the store answers, touching no value.
     fn ping(&self) -> Result<()>;
+
+    // Policy shared by the providers, with defaults for a store that has no caches and no
+    // identity of its own (the keyring); a provider overrides what it does differently.
+
+    /// The value for use (a credential about to be sent): from the store's secret cache when it
+    /// has one and it holds the value (filling it otherwise), else [`SecretStore::get`].
+    fn read(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<(Secret, ValueSource)> {
+        Ok((self.get(secret_ref, version)?, ValueSource::Vault))
+    }
+
+    /// [`SecretStore::get`] of the current version of many refs, in their order (a provider
+    /// over the network runs several at once, bounded). The outer error is the store's own.
+    fn get_many(&self, refs: &[SecretRef]) -> Result<Vec<Result<Secret>>> {
+        Ok(refs.iter().map(|r| self.get(r, None)).collect())
+    }
+
+    /// The store's URL, when its location is one (Key Vault's vault URL).
+    fn url(&self) -> Option<String> {
+        None
+    }
+
+    /// The token and secret caches, or None when the store has none.
+    fn cache_status(&self) -> Result<Option<CacheStatus>> {
+        Ok(None)
+    }
+
+    /// How much longer the secret cache keeps the current value of `secret_ref`, if it has it.
+    fn cached_for(&self, _secret_ref: &SecretRef) -> Result<Option<Duration>> {
+        Ok(None)
+    }
+
+    /// Drops the secret cache's copy of `secret_ref` (the server rejected it, or it rotated).
+    fn forget_cached(&self, _secret_ref: &SecretRef) -> Result<()> {
+        Ok(())
+    }
+
+    /// Who the store sees (getting a token first if none was obtained yet), or None when the
+    /// OS user is the identity.
+    fn identity(&self) -> Result<Option<StoreIdentity>> {
+        Ok(None)
+    }
+
+    /// The credential link that got a token in this process, if any did.
+    fn selected_link(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// False when no identity source applies here: operations would fail before any request,
+    /// so the store is not asked (`hg vault` says "not asked").
+    fn applies(&self) -> bool {
+        true
+    }
 }
 
 /// What [`copy_secret`] did.

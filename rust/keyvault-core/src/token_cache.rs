@@ -42,33 +42,8 @@ const MAX_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// changes it only when it moves to another cloud, and a 401 then sends us back to the probe).
 const CHALLENGE_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Where cached tokens live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheStore {
-    /// The user's kernel keyring (shared by this user's processes, memory only).
-    KernelKeyring,
-    /// This process only (the kernel keyring is unavailable).
-    Process,
-}
-
-impl CacheStore {
-    /// `kernel-keyring` or `process`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStore::KernelKeyring => "kernel-keyring",
-            CacheStore::Process => "process",
-        }
-    }
-}
-
-/// Where the token of the last vault request came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenSource {
-    /// From the cache; fresh until then.
-    Cache(OffsetDateTime),
-    /// Fetched through the credential chain and cached until then.
-    Fetched(OffsetDateTime),
-}
+// Provider-neutral: `hg vault` reports them for any store that caches tokens.
+pub use crate::store::{CacheStore, TokenSource};
 
 /// A cached token with the scope it was issued for and the link that got it.
 #[derive(Clone)]

@@ -1,11 +1,11 @@
 //! Core values to Python values: structured dicts, never text to re-parse. Times are Unix epoch
 //! seconds (float) so Python needs no date parsing.
 
-use hg_keyvault_core::azure::{CacheStatus, ValueSource};
-use hg_keyvault_core::credential::Identity;
 use hg_keyvault_core::state::SecretState;
-use hg_keyvault_core::store::{CopyOutcome, Deleted, SecretProperties, StoreInfo};
-use hg_keyvault_core::token_cache::TokenSource;
+use hg_keyvault_core::store::{
+    CacheStatus, CopyOutcome, Deleted, SecretProperties, StoreIdentity, StoreInfo, TokenSource,
+    ValueSource,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
@@ -46,6 +46,9 @@ pub fn store_info<'py>(py: Python<'py>, i: &StoreInfo) -> PyResult<Bound<'py, Py
     d.set_item("provider", i.provider.as_str())?;
     d.set_item("location", &i.location)?;
     d.set_item("detail", &i.detail)?;
+    d.set_item("label", i.label)?;
+    d.set_item("location_key", i.location_key)?;
+    d.set_item("credential", i.credential)?;
     Ok(d)
 }
 
@@ -76,14 +79,14 @@ pub fn copy_outcome<'py>(
     Ok(d)
 }
 
-pub fn identity<'py>(py: Python<'py>, i: &Identity) -> PyResult<Bound<'py, PyDict>> {
+pub fn identity<'py>(py: Python<'py>, i: &StoreIdentity) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("link", i.link.as_str())?;
+    d.set_item("link", i.credential)?;
     d.set_item("link_id", i.link_id)?;
     d.set_item("via", &i.via)?;
-    d.set_item("tenant_id", &i.tenant_id)?;
-    d.set_item("client_id", &i.client_id)?;
-    d.set_item("object_id", &i.object_id)?;
+    for (key, value) in &i.ids {
+        d.set_item(key, value)?;
+    }
     Ok(d)
 }
 

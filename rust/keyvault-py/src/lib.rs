@@ -28,6 +28,23 @@ fn secret_name(py: Python<'_>, secret_ref: &str, prefix: &str) -> PyResult<Strin
     Ok(name::secret_name(&r, &prefix))
 }
 
+/// The providers of the core's table, in order: `(name, [needed option, ...])`.
+#[pyfunction]
+fn providers() -> Vec<(&'static str, Vec<&'static str>)> {
+    hg_keyvault_core::providers::PROVIDERS
+        .iter()
+        .map(|p| (p.provider.as_str(), p.needs.iter().map(|n| n.key).collect()))
+        .collect()
+}
+
+/// Raises the provider's own `ConfigError` (a sentence naming the key, and a hint) for the
+/// first option `provider` needs that is not among `set_options`.
+#[pyfunction]
+fn check_needs(py: Python<'_>, provider: &str, set_options: Vec<String>) -> PyResult<()> {
+    hg_keyvault_core::providers::check_needs(provider, |key| set_options.iter().any(|s| s == key))
+        .map_err(|e| to_pyerr(py, e))
+}
+
 /// The CI job running this process (`{"system": ..., "id": ..., "describe": "system:id"}`), or
 /// None outside CI.
 #[pyfunction]
@@ -95,6 +112,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
     m.add_function(wrap_pyfunction!(secret_name, m)?)?;
     m.add_function(wrap_pyfunction!(ci_job, m)?)?;
+    m.add_function(wrap_pyfunction!(providers, m)?)?;
+    m.add_function(wrap_pyfunction!(check_needs, m)?)?;
     m.add_function(wrap_pyfunction!(match_auth_group, m)?)?;
     m.add_function(wrap_pyfunction!(explain_auth_groups, m)?)?;
     Ok(())

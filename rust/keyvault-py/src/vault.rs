@@ -1,35 +1,30 @@
-//! `Vault`: a blocking session on one secret store, Azure Key Vault (`Vault(url, ...)`) or the
-//! OS keyring (`Vault.keyring(...)`), with the same methods. Every method that may block
-//! releases the GIL (`py.detach`) so other Python threads keep running.
+//! `Vault`: a blocking session on one secret store of any provider (`Vault.open(provider,
+//! ...)`; `Vault(url, ...)` and `Vault.keyring(...)` are its Azure and keyring shorthands), with
+//! the same methods. Every method that may block releases the GIL (`py.detach`) so other Python
+//! threads keep running.
 //!
 //! Methods that reach the store report the `x-ms-client-request-id` of the vault request they
 //! sent: as `request_id` in the returned dict, or as the exception's `request_id` attribute.
 
 use crate::convert;
 use crate::exceptions::{to_pyerr, to_pyerr_traced};
-use hg_keyvault_core::azure::{CacheStatus, ValueSource};
-use hg_keyvault_core::blocking::Session;
-use hg_keyvault_core::config::{CredentialChoice, VaultConfig};
-use hg_keyvault_core::name::NamePrefix;
+use hg_keyvault_core::providers::{self, StoreOptions};
 use hg_keyvault_core::secret::SecretValue;
 use hg_keyvault_core::secret_ref::SecretRef;
 use hg_keyvault_core::store::{self, SecretStore, SetOptions};
-use hg_keyvault_core::{KeyringBackend, KeyringConfig, KeyringStore, Result};
+use hg_keyvault_core::Result;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-enum Backend {
-    // Boxed: a Session is large, and a Vault is built once per process.
-    Azure(Box<Session>),
-    Keyring(KeyringStore),
-}
-
+/// One store of whichever provider; every method below goes through the [`SecretStore`] trait,
+/// so no method branches on the provider (the core's provider table opens them; only the two
+/// shorthand constructors name one).
 #[pyclass(frozen, module = "hgext3rd.keyvault._native")]
 pub struct Vault {
-    backend: Backend,
+    store: Box<dyn SecretStore>,
     /// How long before its expiry a secret's state is `expiring soon` (`keyvault.expiry-warning`).
     expiry_warning: time::Duration,
 }
@@ -77,24 +72,42 @@ fn unwrap_traced<T>(
 }
 
 impl Vault {
-    /// The Azure session, which alone has token and secret caches.
-    fn azure(&self) -> Option<&Session> {
-        match &self.backend {
-            Backend::Azure(session) => Some(session),
-            Backend::Keyring(_) => None,
-        }
+    fn store(&self) -> &dyn SecretStore {
+        self.store.as_ref()
     }
 
-    fn store(&self) -> &dyn SecretStore {
-        match &self.backend {
-            Backend::Azure(session) => session.as_ref(),
-            Backend::Keyring(keyring) => keyring,
-        }
+    /// Opens `provider`'s store through the core's provider table, without the GIL.
+    fn open_with(
+        py: Python<'_>,
+        provider: &str,
+        options: StoreOptions,
+        expiry_warning: f64,
+    ) -> PyResult<Self> {
+        let expiry_warning = warning_of(expiry_warning)?;
+        let store = py
+            .detach(|| providers::open_store(provider, &options))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(Vault {
+            store,
+            expiry_warning,
+        })
     }
+}
+
+fn secret_cache_of(seconds: f64) -> PyResult<Option<Duration>> {
+    (seconds > 0.0)
+        .then(|| Duration::try_from_secs_f64(seconds))
+        .transpose()
+        .map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(
+                "secret_cache must be a number of seconds (0 = off)",
+            )
+        })
 }
 
 #[pymethods]
 impl Vault {
+    /// A session on the Azure Key Vault at `url` (the same as `Vault.open("azure", url=url, ...)`).
     #[new]
     // The keyword arguments of the Python constructor, one per [keyvault] option.
     #[allow(clippy::too_many_arguments)]
@@ -115,34 +128,26 @@ impl Vault {
         expiry_warning: f64,
         id_token_env: Option<String>,
     ) -> PyResult<Self> {
-        let err = |e| to_pyerr(py, e);
-        let mut config = VaultConfig::new(url).map_err(err)?;
-        config.credential = credential.parse::<CredentialChoice>().map_err(err)?;
-        config.extra_roots_pem = cacerts;
-        config.verify_challenge_resource = verify_challenge_resource;
-        config.timeout = timeout_of(timeout)?;
-        config.name_prefix = NamePrefix::parse(name_prefix).map_err(err)?;
-        config.user_agent_suffix = user_agent;
-        config.token_cache = token_cache;
-        config.id_token_env = id_token_env;
-        config.secret_cache_ttl = (secret_cache > 0.0)
-            .then(|| Duration::try_from_secs_f64(secret_cache))
-            .transpose()
-            .map_err(|_| {
-                pyo3::exceptions::PyValueError::new_err(
-                    "secret_cache must be a number of seconds (0 = off)",
-                )
-            })?;
-        let expiry_warning = warning_of(expiry_warning)?;
-        let session = py.detach(|| Session::new(&config)).map_err(err)?;
-        Ok(Vault {
-            backend: Backend::Azure(Box::new(session)),
+        Self::open(
+            py,
+            "azure",
+            Some(url.to_owned()),
+            credential,
+            cacerts,
+            verify_challenge_resource,
+            timeout,
+            name_prefix,
+            user_agent,
+            token_cache,
+            secret_cache,
             expiry_warning,
-        })
+            id_token_env,
+            "auto",
+        )
     }
 
     /// A session on the OS keyring (`keyring`: auto, secret-service, keyutils, macos-keychain,
-    /// windows-credential-manager).
+    /// windows-credential-manager); the same as `Vault.open("keyring", keyring=keyring, ...)`.
     #[staticmethod]
     #[pyo3(signature = (*, keyring="auto", timeout=10.0, name_prefix="hg-", expiry_warning=14.0))]
     fn keyring(
@@ -152,18 +157,53 @@ impl Vault {
         name_prefix: &str,
         expiry_warning: f64,
     ) -> PyResult<Self> {
-        let err = |e| to_pyerr(py, e);
-        let config = KeyringConfig {
-            backend: keyring.parse::<KeyringBackend>().map_err(err)?,
+        let options = StoreOptions {
+            keyring: keyring.to_owned(),
             timeout: timeout_of(timeout)?,
-            name_prefix: NamePrefix::parse(name_prefix).map_err(err)?,
+            name_prefix: name_prefix.to_owned(),
+            ..StoreOptions::default()
         };
-        let expiry_warning = warning_of(expiry_warning)?;
-        let store = py.detach(|| KeyringStore::new(&config)).map_err(err)?;
-        Ok(Vault {
-            backend: Backend::Keyring(store),
-            expiry_warning,
-        })
+        Self::open_with(py, "keyring", options, expiry_warning)
+    }
+
+    /// A session on `provider`'s store (a name of `providers()`), with every [keyvault] option;
+    /// each provider uses those it needs.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (provider, *, url=None, credential="auto", cacerts=None,
+                        verify_challenge_resource=true, timeout=10.0, name_prefix="hg-",
+                        user_agent=None, token_cache=true, secret_cache=0.0, expiry_warning=14.0,
+                        id_token_env=None, keyring="auto"))]
+    fn open(
+        py: Python<'_>,
+        provider: &str,
+        url: Option<String>,
+        credential: &str,
+        cacerts: Option<PathBuf>,
+        verify_challenge_resource: bool,
+        timeout: f64,
+        name_prefix: &str,
+        user_agent: Option<String>,
+        token_cache: bool,
+        secret_cache: f64,
+        expiry_warning: f64,
+        id_token_env: Option<String>,
+        keyring: &str,
+    ) -> PyResult<Self> {
+        let options = StoreOptions {
+            url,
+            credential: credential.to_owned(),
+            cacerts,
+            verify_challenge_resource,
+            timeout: timeout_of(timeout)?,
+            name_prefix: name_prefix.to_owned(),
+            user_agent,
+            token_cache,
+            secret_cache_ttl: secret_cache_of(secret_cache)?,
+            id_token_env,
+            keyring: keyring.to_owned(),
+        };
+        Self::open_with(py, provider, options, expiry_warning)
     }
 
     /// `{"provider", "location", "detail"}`: where the secrets live.
@@ -182,16 +222,8 @@ impl Vault {
         version: Option<&str>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
         let r = parse_ref(py, secret_ref)?;
-        let ((secret, source), id) = unwrap_traced(
-            py,
-            traced(py, || match self.azure() {
-                Some(session) => session.read(&r, version),
-                None => self
-                    .store()
-                    .get(&r, version)
-                    .map(|s| (s, ValueSource::Vault)),
-            }),
-        )?;
+        let ((secret, source), id) =
+            unwrap_traced(py, traced(py, || self.store().read(&r, version)))?;
         let value = PyBytes::new(py, secret.value.expose());
         let props = convert::properties(py, &secret.properties, self.expiry_warning)?;
         props.set_item("request_id", id)?;
@@ -210,10 +242,7 @@ impl Vault {
             secret_refs.iter().map(|t| SecretRef::parse(t)).collect();
         let valid: Vec<SecretRef> = parsed.iter().filter_map(|r| r.clone().ok()).collect();
         let mut fetched = py
-            .detach(|| match self.azure() {
-                Some(session) => session.get_many(&valid),
-                None => Ok(valid.iter().map(|r| self.store().get(r, None)).collect()),
-            })
+            .detach(|| self.store().get_many(&valid))
             .map_err(|e| to_pyerr(py, e))?
             .into_iter();
         let items = parsed
@@ -237,40 +266,26 @@ impl Vault {
         PyList::new(py, items)
     }
 
-    /// The caches: `token_cache` (`kernel-keyring`, `process` or None when off),
-    /// `token_source` (`cache`, `fetched` or None), `token_fresh_until` (epoch),
-    /// `secret_cache_ttl` (seconds or None), `secret_cache_unavailable`.
-    fn cache_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let status = match self.azure() {
-            Some(session) => session.cache_status().map_err(|e| to_pyerr(py, e))?,
-            // The keyring holds the secrets themselves: no token, nothing cached.
-            None => CacheStatus {
-                token_store: None,
-                token_source: None,
-                secret_cache_ttl: None,
-                secret_cache_unavailable: false,
-            },
-        };
-        convert::cache_status(py, &status)
+    /// The caches, or None when the store has none (the keyring): `token_cache`
+    /// (`kernel-keyring`, `process` or None when off), `token_source` (`cache`, `fetched` or
+    /// None), `token_fresh_until` (epoch), `secret_cache_ttl` (seconds or None),
+    /// `secret_cache_unavailable`.
+    fn cache_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let status = self.store().cache_status().map_err(|e| to_pyerr(py, e))?;
+        status.map(|s| convert::cache_status(py, &s)).transpose()
     }
 
     /// Seconds the secret cache keeps the current value of `secret_ref`, or None.
     fn cached_for(&self, py: Python<'_>, secret_ref: &str) -> PyResult<Option<f64>> {
         let r = parse_ref(py, secret_ref)?;
-        let Some(session) = self.azure() else {
-            return Ok(None);
-        };
-        let left = session.cached_for(&r).map_err(|e| to_pyerr(py, e))?;
+        let left = self.store().cached_for(&r).map_err(|e| to_pyerr(py, e))?;
         Ok(left.map(|d| d.as_secs_f64()))
     }
 
     /// Drops the secret cache's copy of `secret_ref` (the server rejected it, or it rotated).
     fn forget_cached(&self, py: Python<'_>, secret_ref: &str) -> PyResult<()> {
         let r = parse_ref(py, secret_ref)?;
-        match self.azure() {
-            Some(session) => session.forget_cached(&r).map_err(|e| to_pyerr(py, e)),
-            None => Ok(()),
-        }
+        self.store().forget_cached(&r).map_err(|e| to_pyerr(py, e))
     }
 
     /// Reads the current value (proving it is readable) and returns only its properties: the
@@ -366,59 +381,43 @@ impl Vault {
         PyList::new(py, items)
     }
 
-    /// The identity the vault sees (`link`, `tenant_id`, `client_id`, `object_id`); gets a token
-    /// first if none was obtained yet. None for the keyring (the OS user is the identity).
+    /// Who the store sees (`link`, `link_id`, `via`, then the provider's ids: Key Vault's
+    /// `tenant_id`, `client_id`, `object_id`); gets a token first if none was obtained yet.
+    /// None where the OS user is the identity (the keyring).
     fn identity<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        match &self.backend {
-            Backend::Azure(session) => {
-                let identity = py
-                    .detach(|| session.identity())
-                    .map_err(|e| to_pyerr(py, e))?;
-                convert::identity(py, &identity).map(Some)
-            }
-            Backend::Keyring(_) => Ok(None),
-        }
+        let identity = py
+            .detach(|| self.store().identity())
+            .map_err(|e| to_pyerr(py, e))?;
+        identity.map(|i| convert::identity(py, &i)).transpose()
     }
 
     /// The credential link that got a token in this process, if any did.
     fn selected_link(&self) -> Option<&'static str> {
-        match &self.backend {
-            Backend::Azure(session) => session.selected_link().map(CredentialChoice::as_str),
-            Backend::Keyring(_) => None,
-        }
+        self.store().selected_link()
     }
 
-    /// False when no credential link applies (Azure: nothing would be asked for a token, and
-    /// the vault is not contacted); always True for the keyring.
+    /// False when no identity source applies (nothing would be asked for a token, and the
+    /// store is not contacted); always True for the keyring.
     fn identity_applies(&self) -> PyResult<bool> {
-        match &self.backend {
-            Backend::Azure(session) => Ok(session.identity_applies()),
-            Backend::Keyring(_) => Ok(true),
-        }
+        Ok(self.store().applies())
     }
 
-    /// `azure` or `keyring`.
+    /// The provider's name (`azure`, `keyring`): data for messages, not a branch.
     #[getter]
     fn provider(&self) -> &'static str {
-        match &self.backend {
-            Backend::Azure(_) => "azure",
-            Backend::Keyring(_) => "keyring",
-        }
+        self.store().provider().as_str()
     }
 
-    /// The vault URL (None for the keyring).
+    /// The store's URL when its location is one (Key Vault), else None.
     #[getter]
     fn url(&self) -> Option<String> {
-        match &self.backend {
-            Backend::Azure(session) => Some(session.config().vault_url.to_string()),
-            Backend::Keyring(_) => None,
-        }
+        self.store().url()
     }
 
     fn __repr__(&self) -> String {
-        match &self.backend {
-            Backend::Azure(session) => format!("<Vault {}>", session.config().vault_url),
-            Backend::Keyring(keyring) => format!("<Vault keyring {}>", keyring.config().backend),
+        match self.store().url() {
+            Some(url) => format!("<Vault {url}>"),
+            None => format!("<Vault {}>", self.store().provider()),
         }
     }
 }

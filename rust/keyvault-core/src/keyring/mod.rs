@@ -314,6 +314,10 @@ impl KeyringStore {
 }
 
 impl SecretStore for KeyringStore {
+    fn provider(&self) -> Provider {
+        Provider::Keyring
+    }
+
     fn info(&self) -> StoreInfo {
         let (location, detail) = match self.opened() {
             Ok(o) => (o.backend.as_str().to_owned(), o.detail.clone()),
@@ -326,6 +330,10 @@ impl SecretStore for KeyringStore {
             provider: Provider::Keyring,
             location,
             detail,
+            label: "keyring",
+            location_key: "keyring",
+            // The OS user is the identity: nothing to choose.
+            credential: None,
         }
     }
 
