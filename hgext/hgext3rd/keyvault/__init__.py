@@ -182,30 +182,14 @@ def __getattr__(name: str):
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
-def _install_auth_wrappers(urlmod) -> None:
-    from . import auth
-
-    auth.install(urlmod)
-
-
-def _install_ssh_wrappers(sshpeermod) -> None:
-    from . import ssh
-
-    ssh.install(sshpeermod)
-
-
-def _install_smtp_wrappers(mailmod) -> None:
-    from . import smtp
-
-    smtp.install(mailmod)
-
-
 def uisetup(ui):
     from mercurial import dispatch
 
     # Wrap Mercurial's modules when they run, not now: importing them costs every command.
-    loadhook.on_module_executed("mercurial.url", _install_auth_wrappers)
-    loadhook.on_module_executed("mercurial.sshpeer", _install_ssh_wrappers)
-    loadhook.on_module_executed("mercurial.mail", _install_smtp_wrappers)
+    # Callbacks by name (this package's: ``hgext_keyvault`` when enabled by path), imported
+    # only then.
+    loadhook.on_module_executed("mercurial.url", __name__ + ".auth:install")
+    loadhook.on_module_executed("mercurial.sshpeer", __name__ + ".ssh:install")
+    loadhook.on_module_executed("mercurial.mail", __name__ + ".smtp:install")
     # The audit trail names the command and repository of each vault access.
     audit.install(dispatch)

@@ -23,7 +23,9 @@ _command: str | None = None
 _repo = None
 _described: dict | None = None
 
-_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
+# A pattern, not a compiled regex: compiling it at import would cost every hg command (this
+# module loads with each one for its dispatch wrapper); `re` compiles it on first use.
+_TOKEN_CHARS = r"[^A-Za-z0-9._+-]"  # noqa: S105 (a pattern, not a password)
 
 
 def capture(command, repo) -> None:
@@ -49,7 +51,7 @@ def _token(text: str | None, limit: int = 48) -> str:
     """Printable ASCII without separators, for a User-Agent comment."""
     if not text:
         return "-"
-    return _TOKEN_CHARS.sub("_", text)[:limit]
+    return re.sub(_TOKEN_CHARS, "_", text)[:limit]
 
 
 def _find_repo(ui):
