@@ -25,8 +25,9 @@ CROSS_TARGETS := x86_64-apple-darwin x86_64-pc-windows-msvc
 
 export CARGO_TERM_COLOR ?= never
 
-# `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session.
-BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
+# `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session;
+# valgrind counts the idle rows in instructions (callgrind: exact, unlike wall time on a shared machine).
+BENCH_APT_PACKAGES := gnome-keyring dbus-daemon valgrind
 BENCH := .work/bench
 
 # `make dist`: where the wheel and the sdist go, and the wheel's platform tag. Linked on this
