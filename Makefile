@@ -32,8 +32,9 @@ CROSS_TARGETS := x86_64-apple-darwin x86_64-pc-windows-msvc
 
 export CARGO_TERM_COLOR ?= never
 
-# `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session.
-BENCH_APT_PACKAGES := gnome-keyring dbus-daemon
+# `make bench` only: the Secret Service keyring mercurial_keyring stores into, and its D-Bus session;
+# valgrind counts the idle rows in instructions (callgrind: exact, unlike wall time on a shared machine).
+BENCH_APT_PACKAGES := gnome-keyring dbus-daemon valgrind
 BENCH := .work/bench
 
 # `make dist`: where the wheel and the sdist go, and the wheel's platform tag. Linked on this
@@ -198,6 +199,9 @@ sandbox-stop:
 # Fuzzing (not in CI): cargo-fuzz from crates.io, libFuzzer through the libfuzzer-sys crate. It needs
 # a nightly toolchain; without one, stable with RUSTC_BOOTSTRAP=1 and no sanitizer.
 FUZZ_SECONDS ?= 60
+# Stop each target after this many executions instead (FUZZ_SECONDS still bounds it), e.g.
+# `make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=3600`.
+FUZZ_RUNS ?=
 FUZZ_TARGETS := ref_parser origin_matcher config_reader
 CARGO_FUZZ := .work/tools/bin/cargo-fuzz
 FUZZ_NIGHTLY := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo yes)
@@ -210,11 +214,13 @@ fuzz:
 	  if [ -n "$(FUZZ_NIGHTLY)" ]; then tc=nightly; san=address; boot=; else tc=stable; san=none; boot=1; fi; \
 	  ( cd rust/keyvault-core && RUSTUP_TOOLCHAIN=$$tc RUSTC_BOOTSTRAP=$$boot \
 	    $(abspath $(CARGO_FUZZ)) fuzz run --fuzz-dir fuzz -s $$san $$t fuzz/corpus/$$t fuzz/seeds/$$t \
-	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=512 -print_final_stats=1 ) 2>&1 \
+	    -- -max_total_time=$(FUZZ_SECONDS) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) -max_len=512 \
+	    -print_final_stats=1 ) 2>&1 \
 	    | tee .work/fuzz-$$t.log | grep -E "^Done|stat::number_of_executed_units|crash-|panicked" || true; \
 	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' .work/fuzz-$$t.log | tail -1); \
+	  rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' .work/fuzz-$$t.log | tail -1); \
 	  found=$$(ls rust/keyvault-core/fuzz/artifacts/$$t 2>/dev/null | wc -l); \
-	  echo "$$t ($$tc, sanitizer $$san): $${runs:-?} executions in $(FUZZ_SECONDS) s, $$found findings" \
+	  echo "$$t ($$tc, sanitizer $$san): $${runs:-?} executions ($${rate:-?}/s, at most $(FUZZ_SECONDS) s), $$found findings" \
 	    | tee -a .work/reports/fuzz.txt; \
 	done
 # Not part of `make test` or CI: its own venvs (peers included), release builds, one table.

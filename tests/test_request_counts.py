@@ -307,3 +307,104 @@ def test_bad_secret_cache_setting_is_a_config_error_naming_the_key(bed, tmp_path
     result = client.hg("vault")
     assert result.returncode == 30
     assert "keyvault.secret-cache" in result.stderr
+
+
+# A vault under a public cloud's Key Vault suffix: the host names the token scope, so a cold
+# process skips the unauthenticated challenge probe. The emulator's certificate covers
+# *.vault.azure.net; hg reaches it under that name through its own /etc/hosts, bind-mounted in
+# a private mount namespace (no DNS query, no packet off loopback).
+CLOUD_HOST = "hg-keyvault-tests.vault.azure.net"
+
+
+def cloud_named(bed: Bed, tmp_path: Path) -> tuple[list[str], str]:
+    """The command prefix that runs a program with CLOUD_HOST mapped to 127.0.0.1, and the
+    emulator's vault URL under that name."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {CLOUD_HOST}\n")
+    prefix = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind "$0" /etc/hosts && exec "$@"',
+        str(hosts),
+    ]
+    probe = subprocess.run([*prefix, "getent", "hosts", CLOUD_HOST], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.decode().strip()}")
+    port = bed.emulator.vault_url.rstrip("/").rsplit(":", 1)[1]
+    return prefix, f"https://{CLOUD_HOST}:{port}/"
+
+
+def run_hg(prefix: list[str], client, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*prefix, HG, *args], cwd=cwd, env=client.env, capture_output=True, check=False
+    )
+    client.outputs += [result.stdout.decode(errors="replace"), result.stderr.decode("replace")]
+    return result
+
+
+def test_a_vault_under_a_cloud_suffix_is_not_probed_and_a_401_still_recovers(bed, tmp_path):
+    prefix, url = cloud_named(bed, tmp_path)
+    # Verification on, as for any real vault: the scope must fit the host.
+    client, _ = fresh_identity(
+        bed, tmp_path, vault_url=url, extra="[keyvault]\nverify-challenge-resource = true\n"
+    )
+    clone = run_hg(prefix, client, "clone", bed.server.repo_url(), "work", cwd=client.home)
+    assert clone.returncode == 0, clone.stderr
+    work = client.home / "work"
+    drop_cached("hg-keyvault:token:", "hg-keyvault:challenge:")
+    counter = Counter(bed)
+    pull = run_hg(prefix, client, "pull", cwd=work)
+    assert pull.returncode == 0, pull.stderr
+    # Token, authenticated GET: no unauthenticated probe (a private host's cold command takes
+    # three, see test_cold_command_takes_three_requests_and_warm_ones_take_one).
+    assert [(r["target"], r["status"]) for r in counter.since()] == [
+        ("token", 200),
+        ("vault", 200),
+    ]
+
+    # The vault refuses the token once: back to the SDK's challenge round, a fresh token.
+    reader = bed.emulator.principal("reader")["client_id"]
+    bed.emulator.set_faults(
+        [{"target": "vault", "kind": "status", "status": 401, "count": 1, "principal": reader}]
+    )
+    counter.reset()
+    pull = run_hg(prefix, client, "pull", cwd=work)
+    assert pull.returncode == 0, pull.stderr
+    assert [(r["target"], r["status"]) for r in counter.since()] == [
+        ("vault", 401),
+        ("token", 200),
+        ("vault", 200),
+    ]
+
+
+def test_concurrent_cold_processes_on_a_cloud_vault_send_one_request_each(bed, tmp_path):
+    prefix, url = cloud_named(bed, tmp_path)
+    client, _ = fresh_identity(
+        bed, tmp_path, vault_url=url, extra="[keyvault]\nverify-challenge-resource = true\n"
+    )
+    clone = run_hg(prefix, client, "clone", bed.server.repo_url(), "work", cwd=client.home)
+    assert clone.returncode == 0, clone.stderr
+    work = client.home / "work"
+    # Nothing cached at all: no token, no challenge.
+    drop_cached("hg-keyvault:token:", "hg-keyvault:challenge:")
+    counter = Counter(bed)
+    procs = [
+        subprocess.Popen(
+            [*prefix, HG, "pull"],
+            cwd=work,
+            env=client.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(16)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    # One token under the lock, one GET per process, and no probe.
+    assert counter.tokens() == 1
+    assert counter.count("vault") == 16
+    assert all(r["status"] == 200 for r in counter.since())

@@ -192,38 +192,16 @@ def __getattr__(name: str):
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
-def _install_auth_wrappers(urlmod) -> None:
-    from . import auth
-
-    auth.install(urlmod)
-
-
-def _install_git_wrappers(clientmod) -> None:
-    from . import gitauth
-
-    gitauth.install(clientmod)
-
-
-def _install_ssh_wrappers(sshpeermod) -> None:
-    from . import ssh
-
-    ssh.install(sshpeermod)
-
-
-def _install_smtp_wrappers(mailmod) -> None:
-    from . import smtp
-
-    smtp.install(mailmod)
-
-
 def uisetup(ui):
     from mercurial import dispatch
 
     # Wrap Mercurial's modules when they run, not now: importing them costs every command.
-    loadhook.on_module_executed("mercurial.url", _install_auth_wrappers)
+    # Callbacks by name (this package's: ``hgext_keyvault`` when enabled by path), imported
+    # only then.
+    loadhook.on_module_executed("mercurial.url", __name__ + ".auth:install")
     # hg-git's HTTP client, when hg-git loads it.
-    loadhook.on_module_executed("dulwich.client", _install_git_wrappers)
-    loadhook.on_module_executed("mercurial.sshpeer", _install_ssh_wrappers)
-    loadhook.on_module_executed("mercurial.mail", _install_smtp_wrappers)
+    loadhook.on_module_executed("dulwich.client", __name__ + ".gitauth:install")
+    loadhook.on_module_executed("mercurial.sshpeer", __name__ + ".ssh:install")
+    loadhook.on_module_executed("mercurial.mail", __name__ + ".smtp:install")
     # The audit trail names the command and repository of each vault access.
     audit.install(dispatch)

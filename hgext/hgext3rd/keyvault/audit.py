@@ -24,9 +24,11 @@ _command: str | None = None
 _repo = None
 _described: dict | None = None
 
-_TOKEN_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
+# Patterns, not compiled regexes: compiling them at import would cost every hg command (this
+# module loads with each one for its dispatch wrapper); `re` compiles them on first use.
+_TOKEN_CHARS = r"[^A-Za-z0-9._+-]"  # noqa: S105 (a pattern, not a password)
 # A CI job id keeps its ``system:run/job`` separators.
-_CI_CHARS = re.compile(r"[^A-Za-z0-9._+:/-]")
+_CI_CHARS = r"[^A-Za-z0-9._+:/-]"
 
 
 def capture(command, repo) -> None:
@@ -52,7 +54,7 @@ def _token(text: str | None, limit: int = 48) -> str:
     """Printable ASCII without separators, for a User-Agent comment."""
     if not text:
         return "-"
-    return _TOKEN_CHARS.sub("_", text)[:limit]
+    return re.sub(_TOKEN_CHARS, "_", text)[:limit]
 
 
 def _find_repo(ui):
@@ -112,7 +114,7 @@ def user_agent(ui, tool_version: str) -> str:
     context = describe(ui)
     node = context["node"][:12] if context["node"] else "-"
     job = ci_job()
-    ci = f"; ci={_CI_CHARS.sub('_', job)[:96]}" if job else ""
+    ci = f"; ci={re.sub(_CI_CHARS, '_', job)[:96]}" if job else ""
     return (
         f"hg-keyvault/{_token(tool_version)} mercurial/{_token(hg_version)} "
         f"(repo={_token(context['repo_name'])}; node={node}; cmd={_token(context['command'])}{ci})"

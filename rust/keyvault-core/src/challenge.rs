@@ -31,6 +31,28 @@ pub fn scope_of(challenge: &str) -> Option<String> {
     scope.or(resource)
 }
 
+/// Key Vault's DNS suffixes of the live Azure clouds: public, China (21Vianet) and US
+/// Government, as the SDKs' cloud tables name them (`AzureKeyVaultDnsSuffix`; their challenge's
+/// `resource` is `https://<suffix>`). Azure Germany (`vault.microsoftazure.de`) closed in October
+/// 2021 and is left to the probe, like private clouds, Azure Stack and the emulator.
+const CLOUD_SUFFIXES: [&str; 3] = [
+    "vault.azure.net",
+    "vault.azure.cn",
+    "vault.usgovcloudapi.net",
+];
+
+/// The scope a vault's challenge would name, when its host says which cloud it is in
+/// (`<name>.vault.azure.net` and the sovereign clouds' suffixes); `None` for any other host,
+/// whose scope only the challenge tells. Knowing it saves a cold process the unauthenticated
+/// probe; a 401 to the token still sends it back to the challenge.
+pub fn cloud_scope(vault_host: &str) -> Option<String> {
+    let host = vault_host.trim_end_matches('.').to_ascii_lowercase();
+    CLOUD_SUFFIXES.iter().find_map(|suffix| {
+        let name = host.strip_suffix(suffix)?.strip_suffix('.')?;
+        (!name.is_empty()).then(|| format!("https://{suffix}/.default"))
+    })
+}
+
 /// Whether a token for `scope` may be sent to `vault_host` (the SDK's challenge verification).
 pub fn scope_fits_host(scope: &str, vault_host: &str) -> bool {
     let Some(scope_host) = url::Url::parse(scope)
@@ -76,5 +98,39 @@ mod tests {
         assert!(!scope_fits_host(scope, "vault.azure.net.evil.example"));
         assert!(!scope_fits_host(scope, "127.0.0.1"));
         assert!(!scope_fits_host("not a url", "contoso.vault.azure.net"));
+    }
+
+    #[test]
+    fn the_host_names_the_scope_only_under_a_live_clouds_suffix() {
+        for (host, scope) in [
+            (
+                "contoso.vault.azure.net",
+                "https://vault.azure.net/.default",
+            ),
+            (
+                "Contoso.Vault.Azure.Net.",
+                "https://vault.azure.net/.default",
+            ),
+            ("contoso.vault.azure.cn", "https://vault.azure.cn/.default"),
+            (
+                "contoso.vault.usgovcloudapi.net",
+                "https://vault.usgovcloudapi.net/.default",
+            ),
+        ] {
+            assert_eq!(cloud_scope(host).as_deref(), Some(scope), "{host}");
+            assert!(scope_fits_host(scope, host.trim_end_matches('.')), "{host}");
+        }
+        for host in [
+            "vault.azure.net",
+            ".vault.azure.net",
+            "contosovault.azure.net",
+            "vault.azure.net.evil.example",
+            "contoso.vault.microsoftazure.de",
+            "vault.contoso.local",
+            "127.0.0.1",
+            "localhost",
+        ] {
+            assert_eq!(cloud_scope(host), None, "{host}");
+        }
     }
 }

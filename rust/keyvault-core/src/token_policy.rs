@@ -7,7 +7,9 @@
 //! - Only GET requests to the store's own vault origin, still without `Authorization`. (A PUT's
 //!   body was set aside by the authorizer for the challenge round; those take the SDK's path.)
 //! - No fresh token: take the fetch lock, look again, and if the scope is unknown send the
-//!   probe here, under the lock, so that many cold processes probe once, not once each.
+//!   probe here, under the lock, so that many cold processes probe once, not once each. A host
+//!   under a cloud's Key Vault suffix (`*.vault.azure.net`, the sovereign clouds') names its
+//!   scope itself: no probe at all (see [`challenge::cloud_scope`]).
 //! - The scope must pass the SDK's resource check when verification is on: a token is never
 //!   sent to a host outside the challenge's domain.
 //! - A 401 to a cached token drops it from the cache and goes back to the SDK's policy, whose
@@ -115,7 +117,13 @@ impl Policy for CachedTokenPolicy {
                 match self.tokens.fresh(None) {
                     Some(t) => t,
                     None => {
-                        let scope = match self.tokens.known_scope() {
+                        // The cache's scope, else the one the host's cloud implies: only
+                        // other hosts (private clouds, the emulator) need the probe.
+                        let scope = match self
+                            .tokens
+                            .known_scope()
+                            .or_else(|| challenge::cloud_scope(&self.host))
+                        {
                             Some(s) => s,
                             None => {
                                 let probe = next[0].send(ctx, request, &next[1..]).await?;

@@ -53,14 +53,20 @@ fn load_ca(cert: &Path, key: &Path) -> Result<(String, Issuer<'static, KeyPair>)
     Ok((cert_pem, issuer))
 }
 
-/// Makes (or loads) the CA and a fresh server certificate for `localhost` and `127.0.0.1`.
+/// Makes (or loads) the CA and a fresh server certificate for `localhost`, `127.0.0.1` and
+/// `*.vault.azure.net`: tests reach the emulator under a public-cloud vault name (through a
+/// private /etc/hosts in a mount namespace, never DNS) to exercise what the client does for
+/// such hosts. Only clients that trust the test CA accept the certificate.
 pub fn server_tls(ca: Option<(&Path, &Path)>) -> Result<ServerTls, BoxError> {
     let (ca_pem, issuer) = match ca {
         Some((cert, key)) => load_ca(cert, key)?,
         None => new_ca()?,
     };
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "*.vault.azure.net".to_string(),
+    ])?;
     params
         .subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
