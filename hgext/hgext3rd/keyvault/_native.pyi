@@ -25,6 +25,7 @@ __all__ = [
     "secret_name",
     "match_auth_group",
     "explain_auth_groups",
+    "ci_job",
 ]
 
 __version__: str

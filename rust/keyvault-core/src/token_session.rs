@@ -89,24 +89,44 @@ struct Live {
     runtime: tokio::runtime::Runtime,
     config: VaultConfig,
     env: CredentialEnv,
-    chain: Arc<CredentialChain>,
+    options: azure_core::http::ClientOptions,
+    chain: Mutex<Arc<CredentialChain>>,
     caches: Mutex<HashMap<String, Arc<TokenCache>>>,
 }
 
 impl Live {
+    fn chain(&self) -> Arc<CredentialChain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn cache_for(&self, scope: &str) -> Arc<TokenCache> {
+        let chain = self.chain();
         let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
         caches
             .entry(scope.to_owned())
             .or_insert_with(|| {
-                Arc::new(TokenCache::for_scope(
-                    &self.config,
-                    &self.env,
-                    self.chain.clone(),
-                    scope,
-                ))
+                Arc::new(TokenCache::for_scope(&self.config, &self.env, chain, scope))
             })
             .clone()
+    }
+
+    /// A new chain, so that the next token comes from Entra: the SDK's credentials keep
+    /// their own cache of tokens, which a refused token must not come back from.
+    fn renew_chain(&self) -> Result<()> {
+        let chain = {
+            let _guard = self.runtime.enter();
+            Arc::new(CredentialChain::new(
+                self.config.credential,
+                &self.env,
+                &self.options,
+            )?)
+        };
+        *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
+        self.caches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(())
     }
 }
 
@@ -163,17 +183,19 @@ impl TokenSession {
             None => CredentialEnv::from_process_with_id_token(config.id_token_env.as_deref()),
         };
         env.set_id_token_variable(config.id_token_env.as_deref());
-        let chain = {
+        let (chain, options) = {
             let _guard = runtime.enter();
             let http = transport::build_http_client(&config)?;
             let options = transport::client_options(&http, &config);
-            Arc::new(CredentialChain::new(config.credential, &env, &options)?)
+            let chain = Arc::new(CredentialChain::new(config.credential, &env, &options)?);
+            (chain, options)
         };
         Ok(Live {
             runtime,
             config,
             env,
-            chain,
+            options,
+            chain: Mutex::new(chain),
             caches: Mutex::new(HashMap::new()),
         })
     }
@@ -220,18 +242,18 @@ impl TokenSession {
             expires_on: entry.token.expires_on,
             fresh_until: entry.fresh_until,
             from_cache: matches!(cache.last_source(), Some(TokenSource::Cache(_))),
-            identity: live.chain.identity(),
+            identity: live.chain().identity(),
         })
     }
 
-    /// The server refused `token` (401): drop it from the cache of `scope`, so that the next
-    /// [`Self::token`] gets a new one.
+    /// The server refused `token` (401): drop it from the cache of `scope` (here and in the
+    /// kernel keyring), so that the next [`Self::token`] gets a new one from Entra.
     pub fn forget(&self, scope: &str, token: &SecretValue) -> Result<()> {
         let live = self.live()?;
         if let Ok(text) = std::str::from_utf8(token.expose()) {
             live.cache_for(scope).invalidate_token(text);
         }
-        Ok(())
+        live.renew_chain()
     }
 }
 
@@ -253,7 +275,10 @@ fn map_chain_error(err: &azure_core::Error) -> Error {
     found.unwrap_or_else(|| {
         Error::new(
             ErrorKind::Unauthenticated,
-            sanitize_sdk_message(&err.to_string()),
+            format!(
+                "the token request failed: {}",
+                sanitize_sdk_message(&err.to_string())
+            ),
         )
         .with_hint("run `hg vault` to see which identity the chain found")
     })
