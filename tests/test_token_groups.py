@@ -47,8 +47,8 @@ def token_client(bed: Bed, recorder: Recorder, tmp_path, *, send_as="bearer", ex
     """A client with no vault at all: only a token group for the recorder's origin."""
     client = bed.client(tmp_path, principal="reader", prefix="https://unused.invalid/")
     text = client.hgrc.read_text()
-    # No keyvault.url: token groups do not need one.
-    text = "\n".join(line for line in text.splitlines() if not line.startswith("url = "))
+    # No keyvault.url and no vault group: token groups need neither.
+    text = "\n".join(line for line in text.splitlines() if not line.startswith(("url = ", "corp.")))
     client.hgrc.write_text(
         text
         + "\n[auth]\n"
@@ -159,3 +159,54 @@ def test_the_token_reaches_no_file(bed, recorder, tmp_path):
     found, _ = files_containing([tmp_path], token.encode())
     assert found == []
     assert all(token not in out for out in client.outputs)
+
+
+def test_hg_vault_lists_the_token_group_with_its_claims_and_where_it_came_from(
+    bed, recorder, tmp_path
+):
+    client = token_client(bed, recorder, tmp_path)
+    client.hg("vault")  # cold or warm: the next one is warm
+    entra_since = len(bed.emulator.requests())
+
+    result = client.hg("vault", "-T", "json")
+
+    assert result.returncode == 0, result.output
+    (status,) = json.loads(result.stdout)
+    (token,) = status["tokens"]
+    reader = bed.emulator.principal("reader")
+    assert token["group"] == "proxy"
+    assert token["scope"] == f"{SCOPE}/.default"
+    assert token["token_as"] == "bearer"
+    assert token["state"] == "ok" and token["error"] is None
+    assert token["aud"] == SCOPE
+    assert token["client_id"] == reader["client_id"]
+    assert token["tenant_id"] == bed.emulator.tenant_id
+    assert token["link"] == "environment"
+    assert token["source"] == "cache"
+    assert token["version"] in ("v1", "v2") and token["iss"] and token["expires_on"]
+    assert entra_requests(bed, entra_since) == 0
+    text = client.hg("vault")
+    assert f"token [auth] proxy: {recorder.url}repos scope {SCOPE}/.default as bearer: ok" in (
+        text.stdout
+    )
+
+
+def test_hg_vault_exits_1_when_no_token_can_be_had(bed, recorder, tmp_path):
+    client = token_client(bed, recorder, tmp_path, extra="[keyvault]\ncredential = azure-cli\n")
+    client.env["PATH"] = str(tmp_path)  # no az
+    result = client.hg("vault")
+    assert result.returncode == 1
+    assert "token [auth] proxy:" in result.stdout and ": error" in result.stdout
+
+
+def test_hg_vault_check_explains_token_groups(bed, recorder, tmp_path):
+    client = token_client(bed, recorder, tmp_path)
+
+    covered = client.hg("vault", "check", f"{recorder.url}repos/app")
+    elsewhere = client.hg("vault", "check", f"{recorder.url}repos2/app")
+
+    assert covered.returncode == 0, covered.output
+    assert "[auth] proxy (entra token): selected" in covered.stdout
+    assert "state:    ok" in covered.stdout
+    assert "[auth] proxy (entra token): no" in elsewhere.stdout
+    assert elsewhere.returncode == 1
