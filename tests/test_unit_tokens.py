@@ -110,16 +110,21 @@ def test_a_token_goes_only_to_its_groups_origin(tmp_path, url, group):
 
 
 class FakeSession:
+    """The token cache's behaviour: the same token until it is forgotten."""
+
     def __init__(self):
         self.issued = 0
+        self.current = 1
         self.forgotten: list[str] = []
 
     def token(self, scope):
         self.issued += 1
-        return f"tok-{self.issued}", {"aud": "api://hg-proxy", "tenant_id": "t", "client_id": "c"}
+        info = {"aud": "api://hg-proxy", "tenant_id": "t", "client_id": "c"}
+        return f"tok-{self.current}", info
 
     def forget(self, scope, token):
         self.forgotten.append(token)
+        self.current += 1
 
 
 @pytest.fixture
@@ -196,3 +201,21 @@ def test_a_401_gets_one_new_token_then_an_abort_naming_identity_and_audience(han
 def test_a_401_to_a_request_without_our_token_is_mercurials(handler):
     req = urllib.request.Request("https://other.example/x")
     assert handler.http_error_401(req, FakeFp(), 401, "Unauthorized", {}) is None
+
+
+class FakeResponse:
+    code = 200
+
+
+def test_a_401_after_the_same_token_was_accepted_blames_the_servers_rights_not_the_token(handler):
+    # hgweb answers 401 to a push outside allow-push, after the proxy accepted the token.
+    first = handler.https_request(urllib.request.Request("https://hg.example.com/repos/app"))
+    handler.https_response(first, FakeResponse())
+    push = handler.https_request(urllib.request.Request("https://hg.example.com/repos/app?cmd=x"))
+    with pytest.raises(error.Abort) as raised:
+        handler.http_error_401(push, FakeFp(), 401, "Unauthorized", {})
+    assert handler.fake.forgotten == []  # the token is fine: kept, no new one
+    assert raised.value.message.startswith(
+        b"https://hg.example.com/repos/app?cmd=x refused [auth] proxy's identity (tenant t, "
+    )
+    assert b"allow-push" in raised.value.hint

@@ -85,6 +85,19 @@ def fetch(ui, group: config.TokenGroup) -> tuple[str, dict]:
     try:
         return _session(ui).token(group.scope)
     except KeyVaultError as exc:
+        if "AADSTS500011" in (exc.message or ""):
+            # The chain's hint is about the identity; here the API itself is unknown to Entra.
+            raise error.Abort(
+                b"[auth] %s: no Entra token for %s: %s"
+                % (
+                    sanitize.local(group.name),
+                    sanitize.local(group.scope),
+                    sanitize.local(exc.message, keep_newlines=True),
+                ),
+                hint=b"register the API in Entra ID (az ad app create --identifier-uris ...) "
+                b"or set %s.entra-scope to the App ID URI or client id of an existing one"
+                % sanitize.local(group.name),
+            ) from None
         raise vault_session.abort_for(
             exc, "[auth] %s: no Entra token for %s" % (group.name, group.scope)
         ) from None
@@ -111,6 +124,25 @@ def describe_identity(info: dict) -> str:
         info.get("tenant_id") or "unknown",
         info.get("client_id") or "unknown",
         info.get("object_id") or "unknown",
+    )
+
+
+def refused_later(url: str, sent: _Sent) -> error.Abort:
+    """A 401 after the same token was accepted in this command: the token is fine, the server
+    (hgweb's allow-push, a per-path rule of the proxy) does not let the identity do this."""
+    g = sent.group
+    oid = sent.info.get("object_id") or "unknown"
+    return error.Abort(
+        b"%s refused [auth] %s's identity (%s) after accepting its Entra token for earlier "
+        b"requests"
+        % (
+            sanitize.local(url),
+            sanitize.local(g.name),
+            sanitize.local(describe_identity(sent.info)),
+        ),
+        hint=b"the server does not let this identity do this: grant it the right there (hgweb: "
+        b"allow-push names REMOTE_USER, which the proxy usually sets to the object id %s)"
+        % sanitize.local(oid),
     )
 
 
@@ -141,6 +173,8 @@ class TokenHandler(urllib.request.BaseHandler):
         self.ui = ui
         # Authorization header value -> what it carried, for this opener's requests.
         self._sent: dict[str, _Sent] = {}
+        # Header values a server answered with something else than 401 in this command.
+        self._accepted: set[str] = set()
 
     def _request(self, request):
         url = request.get_full_url()
@@ -169,11 +203,23 @@ class TokenHandler(urllib.request.BaseHandler):
     http_request = _request
     https_request = _request
 
+    def _response(self, request, response):
+        value = request.get_header("Authorization") or ""
+        if value in self._sent and getattr(response, "code", 401) != 401:
+            self._accepted.add(value)
+        return response
+
+    http_response = _response
+    https_response = _response
+
     def http_error_401(self, req, fp, code, msg, headers):
         sent = self._sent.get(req.get_header("Authorization") or "")
         if sent is None:
             return None  # not ours: Mercurial's handlers decide
         url = req.get_full_url()
+        if req.get_header("Authorization") in self._accepted:
+            # Not a bad token: a new one would be refused the same way.
+            raise refused_later(url, sent)
         if getattr(req, "_keyvault_token_retried", False):
             raise refused(url, sent)
         # Once: the cached token may be stale (revoked, roles changed); never a loop.
