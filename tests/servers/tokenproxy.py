@@ -152,6 +152,19 @@ class TokenProxy:
             return []
         return [json.loads(x) for x in self.access_log.read_text().splitlines() if x.strip()]
 
+    def request_after(self, count: int) -> dict[str, Any]:
+        """The access log entry after the first ``count`` ones. Apache writes it once the
+        response is sent, so a client may read the answer before the line exists: wait for it
+        (bounded)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            entries = self.requests()
+            if len(entries) > count:
+                return entries[count]
+            if time.monotonic() > deadline:
+                raise HgServerError(f"Apache logged no request after the first {count}")
+            time.sleep(0.01)
+
     def error_log_text(self) -> str:
         return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
 
