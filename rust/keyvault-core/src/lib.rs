@@ -41,6 +41,8 @@ pub mod token_cache;
 #[cfg(feature = "azure")]
 mod token_policy;
 #[cfg(feature = "azure")]
+pub mod token_session;
+#[cfg(feature = "azure")]
 mod transport;
 
 #[cfg(feature = "azure")]
@@ -62,3 +64,5 @@ pub use store::{
 };
 /// Times as the SDK uses them.
 pub use time::OffsetDateTime;
+#[cfg(feature = "azure")]
+pub use token_session::{ScopedToken, TokenConfig, TokenSession};
