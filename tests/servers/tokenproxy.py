@@ -66,6 +66,7 @@ _MODULES = [
     ("proxy_module", "mod_proxy.so"),
     ("proxy_http_module", "mod_proxy_http.so"),
     ("headers_module", "mod_headers.so"),
+    ("alias_module", "mod_alias.so"),
     ("setenvif_module", "mod_setenvif.so"),
 ]
 
@@ -107,7 +108,7 @@ OIDCPassClaimsAs none
     RequestHeader unset Authorization
     RequestHeader set X-Forwarded-Proto https
 </Location>
-ProxyPass / "unix:{socket}|http://localhost/"
+{redirect}ProxyPass / "unix:{socket}|http://localhost/"
 """
 
 
@@ -212,6 +213,7 @@ def start_token_proxy(
     repos: tuple[str, ...] = ("repo",),
     accept: str = "header basic",
     ca: trustme.CA | None = None,
+    redirect_to: str | None = None,
 ) -> TokenProxy:
     """Start hgweb behind Apache + mod_auth_openidc in ``workdir``; return once Apache answers.
 
@@ -219,10 +221,12 @@ def start_token_proxy(
     issuer: the ``iss`` it requires (default: the emulator tenant's v1 issuer).
     required_role: an app role the token's ``roles`` must hold (None: any identity).
     allow_push: hgweb's ``web.allow-push`` (object ids, or ``*``).
+    redirect_to: an origin + path prefix (ending in "/") that ``/redirect/<rest>`` answers 302
+    to, before any token check (mod_alias acts before authentication).
     """
     workdir = Path(workdir).resolve()
     issuer = issuer or f"https://sts.windows.net/{emulator.tenant_id}/"
-    for value in (audience, issuer, required_role or "", allow_push):
+    for value in (audience, issuer, required_role or "", allow_push, redirect_to or ""):
         if any(c in value for c in '"\n\\'):
             raise ValueError(f"unusable value for the Apache config: {value!r}")
     env = _server_env(workdir)
@@ -275,12 +279,19 @@ def start_token_proxy(
                 role_line=role_line,
                 socket=socket_path,
                 log_format=_LOG_FORMAT,
+                redirect=_redirect_lines(redirect_to),
             ),
         )
     except BaseException:
         proxy.stop()
         raise
     return proxy
+
+
+def _redirect_lines(redirect_to: str | None) -> str:
+    if not redirect_to:
+        return ""
+    return f'ProxyPass /redirect/ !\nRedirectMatch 302 "^/redirect/(.*)$" "{redirect_to}$1"\n'
 
 
 def _user_lines() -> str:
