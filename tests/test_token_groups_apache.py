@@ -109,17 +109,23 @@ def entra_requests(bed: Bed, since: int) -> int:
 @pytest.mark.parametrize("send_as", ["bearer", "basic"])
 def test_clone_pull_and_push_as_the_managed_identity(bed, proxy, tmp_path, send_as):
     client = token_client(bed, proxy, tmp_path, send_as=send_as)
-    seen = len(proxy.requests())
+    seen, entra_since = len(proxy.requests()), len(bed.emulator.requests())
     clone = client.hg("clone", proxy.repo_url(), "work")
     assert clone.returncode == 0, clone.output
+    cold = entra_requests(bed, entra_since)
     work = client.home / "work"
     (work / f"{send_as}.txt").write_text("pushed through the identity-aware proxy\n")
     assert client.hg("commit", "-A", "-m", f"push with {send_as}", cwd=work).returncode == 0
     push = client.hg("push", cwd=work)
     assert push.returncode == 0, push.output
     assert server_log(proxy)[0] == f"push with {send_as}"
+    entra_since = len(bed.emulator.requests())
     pull = client.hg("pull", cwd=work)
     assert pull.returncode == 0, pull.output
+    # At most one request to Entra for the clone (none if an earlier test left the managed
+    # identity's token in the shared token cache); the pull is warm: none at all.
+    assert cold <= 1
+    assert entra_requests(bed, entra_since) == 0
     proxy.request_after(len(proxy.requests()) - 1)
     entries = proxy.requests()[seen:]
     managed = bed.emulator.principal("managed")["object_id"]
