@@ -38,6 +38,8 @@ def recorder(tmp_path_factory, ca) -> Recorder:
 def bed(tmp_path_factory, ca) -> Bed:
     bed = start_bed(tmp_path_factory.mktemp("tokenbed"), ca=ca)
     try:
+        # Entra issues tokens only for registered APIs (AADSTS500011 otherwise).
+        bed.emulator.register_app(SCOPE)
         yield bed
     finally:
         bed.stop()
@@ -210,3 +212,17 @@ def test_hg_vault_check_explains_token_groups(bed, recorder, tmp_path):
     assert "state:    ok" in covered.stdout
     assert "[auth] proxy (entra token): no" in elsewhere.stdout
     assert elsewhere.returncode == 1
+
+
+def test_an_unregistered_scope_is_entras_aadsts500011_named_with_the_group(bed, recorder, tmp_path):
+    client = token_client(bed, recorder, tmp_path)
+    client.hgrc.write_text(client.hgrc.read_text().replace(SCOPE, "api://no-such-api"))
+
+    status = client.hg("vault")
+    clone = client.hg("clone", f"{recorder.url}repos/app", "work")
+
+    assert status.returncode == 1
+    assert "token [auth] proxy:" in status.stdout and "AADSTS500011" in status.stdout
+    assert clone.returncode == 255
+    assert "abort: [auth] proxy: no Entra token for api://no-such-api/.default: " in clone.stderr
+    assert "AADSTS500011" in clone.stderr
