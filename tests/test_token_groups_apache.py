@@ -7,6 +7,7 @@ the documented message, never a bare "HTTP Error 401"."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -258,3 +259,28 @@ def test_chg_clones_and_pushes_with_the_token(bed, proxy, tmp_path):
         }
     finally:
         subprocess.run([CHG, "--kill-chg-daemon"], env=client.env, capture_output=True, timeout=30)
+
+
+def test_a_v2_api_behind_a_proxy_that_expects_v2_tokens(bed, ca, tmp_path):
+    # accessTokenAcceptedVersion 2: the audience is the API's client id, the issuer the v2 one.
+    reg = bed.emulator.register_app("api://hg-proxy-v2", token_version=2, roles={ROLE: ["managed"]})
+    issuer = f"{bed.emulator.authority_host}/{bed.emulator.tenant_id}/v2.0"
+    with start_token_proxy(
+        tmp_path / "proxy",
+        emulator=bed.emulator,
+        audience=reg["client_id"],
+        issuer=issuer,
+        required_role=ROLE,
+        ca=ca,
+    ) as v2:
+        client = token_client(bed, v2, tmp_path / "client", scope="api://hg-proxy-v2")
+        clone = client.hg("clone", v2.repo_url(), "work")
+        assert clone.returncode == 0, clone.output
+        status = client.hg("vault", "-T", "json")
+        assert status.returncode == 0, status.output
+        (listed,) = json.loads(status.stdout)[0]["tokens"]
+        assert (listed["aud"], listed["iss"], listed["version"]) == (
+            reg["client_id"],
+            issuer,
+            "v2",
+        )
