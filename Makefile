@@ -24,8 +24,9 @@ CHG := $(VENV)/bin/chg
 # sshd for ssh:// URLs and ssh-agent/ssh-add that the extension drives; a private D-Bus session
 # bus (dbus-daemon, dbus-send) with gnome-keyring's Secret Service, and keyctl for the kernel keyring;
 # git's http-backend behind nginx through fcgiwrap, the git server of hg-git's tests.
+# apache2-bin, not apache2: the binary and modules for the token proxy bed, without a system service.
 APT_PACKAGES := nginx apache2-utils openssh-server openssh-client dbus-daemon dbus-bin gnome-keyring keyutils \
-	git fcgiwrap
+	git fcgiwrap apache2-bin libapache2-mod-auth-openidc
 # The keyring stores of other platforms, compile-checked (without the Azure part, whose TLS
 # stack has C code that needs that platform's toolchain).
 CROSS_TARGETS := x86_64-apple-darwin x86_64-pc-windows-msvc

@@ -126,6 +126,35 @@ class Emulator:
             body["aud"] = aud
         return self._control("POST", "/oidc/mint", body)["token"]
 
+    def register_app(
+        self,
+        app_id_uri: str,
+        *,
+        token_version: int = 1,
+        roles: dict[str, list[str]] | None = None,
+        client_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Registers an API (replacing one with the same App ID URI); ``roles`` maps an app
+        role's value to the principals (name, client id or object id) assigned to it. Returns
+        the registration, with its client id."""
+        body: dict[str, Any] = {
+            "app_id_uri": app_id_uri,
+            "token_version": token_version,
+            "roles": roles or {},
+        }
+        if client_id:
+            body["client_id"] = client_id
+        return self._control("POST", "/entra/apps", body)
+
+    def rotate_signing_key(self, *, publish: bool = True) -> dict[str, Any]:
+        """A new key signs app tokens; the JWKS keeps the previous one (or, publish=False,
+        does not list the new one: an unknown kid to every relying party)."""
+        return self._control("POST", "/entra/keys/rotate", {"publish": publish})
+
+    def set_token_settings(self, **settings: Any) -> Any:
+        """lifetime=, issuer_tenant=, claims_time_offset= for app tokens (none: defaults)."""
+        return self._control("POST", "/entra/settings", settings)
+
     def identity_env(self, role: str) -> dict[str, str]:
         """The environment a host of ``role`` gives its processes, pointing at this emulator."""
         url = self.http[role]

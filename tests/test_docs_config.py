@@ -2,9 +2,10 @@
 
 The truth is the code: the items registered in ``hgext3rd.keyvault.config.configtable`` (with their
 defaults) and every key the Python code reads (``ui.config*(b"section", b"key")`` calls, and the
-``[auth]`` settings ``config.vault_groups`` takes from each group, as ``GROUP.key``), found with
-``ast``. The page has one ``### `[section] key``` heading per key and a ``- **Default:** `VALUE``
-line under it, VALUE being the registered default as a user writes it (``unset`` for None).
+``[auth]`` settings ``config.vault_groups`` and ``config.token_groups`` take from each group, as
+``GROUP.key``), found with ``ast``. The page has one ``### `[section] key``` heading per key and
+a ``- **Default:** `VALUE`` line under it, VALUE being the registered default as a user writes
+it (``unset`` for None).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def keys_read() -> set[Key]:
                 if len(names) >= 2:
                     keys.add((names[0], names[1]))
         for func in ast.walk(tree):
-            if isinstance(func, ast.FunctionDef) and func.name == "vault_groups":
+            if isinstance(func, ast.FunctionDef) and func.name in ("vault_groups", "token_groups"):
                 for node in ast.walk(func):
                     if (
                         isinstance(node, ast.Call)
@@ -160,8 +161,9 @@ def help_configs() -> dict[Key, str | None]:
 
 def test_hg_help_keyvault_lists_every_key_the_extension_adds_with_the_registered_default():
     in_help = help_configs()
-    # [auth] GROUP.vault is the one key the extension adds to a section it does not register.
-    assert set(in_help) == set(registered()) | {("auth", "GROUP.vault")}
+    # The keys the extension adds to [auth], a section it does not register.
+    added = {("auth", "GROUP.vault"), ("auth", "GROUP.entra-scope"), ("auth", "GROUP.token-as")}
+    assert set(in_help) == set(registered()) | added
     items = registered()
     for key, stated in in_help.items():
         if stated is not None and items.get(key) is not None:

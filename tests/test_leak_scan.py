@@ -21,6 +21,7 @@ import pytest
 import trustme
 from bed import start_bed
 from hgserver import HG
+from recorder import start_recorder
 from smtpserver import start_smtp_server
 from sshserver import new_key_pair, start_sshd
 
@@ -34,6 +35,9 @@ WRONG_REF, WRONG_SSH_REF, WRONG_SMTP_REF = (
     "secret://leak/wrong-smtp",
 )
 COMMANDS = ("clone", "pull", "push", "email", "vault", "outgoing")
+# A token group (the job's Entra token, no stored secret) in front of the recorder, which logs
+# what it gets and refuses it (401): the tokens it logged are needles too.
+TOKEN_SCOPE = "api://leak-proxy"
 
 
 def _needles(values: dict[str, bytes]) -> dict[str, bytes]:
@@ -45,8 +49,11 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("leak")
     ca = trustme.CA()
     bed = start_bed(root / "bed", ca=ca, plain_http=True)
-    sshd = smtp = None
+    sshd = smtp = recorder = None
     try:
+        # Outside the scanned root: its log holds what it received, as a server's would.
+        recorder = start_recorder(tmp_path_factory.mktemp("leak-recorder"), ca)
+        bed.emulator.register_app(TOKEN_SCOPE)
         sshd = start_sshd(root / "sshd")
         smtp_password = "smtp-LEAK-" + secrets.token_urlsafe(16)
         smtp = start_smtp_server(root / "smtp", ca, user="mailer", password=smtp_password)
@@ -84,11 +91,12 @@ def world(tmp_path_factory):
             "bed": bed,
             "sshd": sshd,
             "smtp": smtp,
+            "recorder": recorder,
             "needles": _needles(values),
             "canary": "canary-" + secrets.token_hex(12),
         }
     finally:
-        for server in (smtp, sshd):
+        for server in (smtp, sshd, recorder):
             if server is not None:
                 server.stop()
         bed.stop()
@@ -96,6 +104,7 @@ def world(tmp_path_factory):
 
 def _client(world, name: str, *, ref=HTTP_REF, ssh_ref=SSH_REF, smtp_ref=SMTP_REF, extra=""):
     bed, sshd, smtp = world["bed"], world["sshd"], world["smtp"]
+    recorder = world["recorder"]
     root = world["root"] / "clients" / name
     (root / "tmp").mkdir(parents=True)
     (root / "chg").mkdir()
@@ -113,7 +122,11 @@ def _client(world, name: str, *, ref=HTTP_REF, ssh_ref=SSH_REF, smtp_ref=SMTP_RE
             f"[auth]\nplain.prefix = {bed.server.http_url}\nplain.schemes = http\n"
             f"plain.username = {bed.server.username}\nplain.vault = {ref}\n"
             f"box.prefix = {sshd.origin()}\nbox.vault = {ssh_ref}\n"
-            "[extensions]\npatchbomb =\nblackbox =\n[blackbox]\ntrack = *\n"
+            f"proxy.prefix = {recorder.url}repos\nproxy.entra-scope = {TOKEN_SCOPE}\n"
+            f"tokenbasic.prefix = {recorder.url}basic\ntokenbasic.entra-scope = {TOKEN_SCOPE}\n"
+            "tokenbasic.token-as = basic\ntokenbasic.username = ci-bot\n"
+            + recorder.hgrc()
+            + "[extensions]\npatchbomb =\nblackbox =\n[blackbox]\ntrack = *\n"
             "[email]\nmethod = smtp\nfrom = CI <ci@example.com>\n"
             f"[smtp]\nhost = localhost\nport = {smtp.port}\ntls = starttls\n"
             f"username = mailer\nvault = {smtp_ref}\n"
@@ -154,6 +167,14 @@ def _scenario(world, client, kind: str, flags: list[str], program: str):
             )
         )  # fmt: skip
         return runs
+    if kind == "token":
+        recorder = world["recorder"]
+        for path in ("repos/app", "basic/app"):
+            runs.append(client.hg("clone", *flags, recorder.url + path, name, program=program))
+        runs.append(
+            client.hg("vault", "check", recorder.url + "repos/app", *flags, program=program)
+        )
+        return runs
     if kind == "vault":
         runs.append(client.hg("vault", *flags, program=program))
         runs.append(client.hg("vault", "-T", "json", *flags, program=program))
@@ -187,6 +208,8 @@ def test_no_secret_anywhere_across_the_scenario_matrix(world):
          ("https", "http", "ssh", "smtp")),
         ("missing", dict(ref="secret://leak/none", ssh_ref="secret://leak/none",
                          smtp_ref="secret://leak/none"), ("https", "ssh", "smtp", "vault")),
+        # The recorder refuses every token: sent, renewed once, then the abort.
+        ("token", {}, ("token",)),
     ]  # fmt: skip
     for case, options, kinds in cases:
         for flag_name, flags in FLAGS.items():
@@ -225,7 +248,22 @@ def test_no_secret_anywhere_across_the_scenario_matrix(world):
         if not key.startswith("ok"):
             assert codes[0] != 0, (key, codes)
 
-    needles = world["needles"]
+    # The Entra tokens the token groups sent (bearer and basic), as the recorder logged them.
+    needles = dict(world["needles"])
+    tokens = set()
+    for request in world["recorder"].requests():
+        value = next((v for k, v in request["headers"].items() if k.lower() == "authorization"), "")
+        if value.startswith("Bearer "):
+            tokens.add(value.removeprefix("Bearer "))
+        elif value.startswith("Basic "):
+            tokens.add(base64.b64decode(value.removeprefix("Basic ")).decode().partition(":")[2])
+            needles[f"token Basic header {len(needles)}"] = value.removeprefix("Basic ").encode()
+    assert len(tokens) >= 4, "the token groups sent tokens (and renewed them on the 401)"
+    for i, token in enumerate(sorted(tokens)):
+        needles[f"entra token {i}"] = token.encode()
+        # The signature alone is as distinctive (the header part is shared by all tokens).
+        needles[f"entra token {i} signature"] = token.rsplit(".", 1)[1].encode()
+    needles = _needles(needles)
     places = 0
     hits: list[str] = []
     # 1. Every captured output stream.

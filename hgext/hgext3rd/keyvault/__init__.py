@@ -80,6 +80,21 @@ you). Files inside a repository (``.hgsub``) never add mappings.
 Names, refs and messages from a vault, a server or a URL are shown without
 control or escape characters.
 
+Behind an identity-aware proxy that validates Microsoft Entra ID access
+tokens, nothing needs to be stored at all: the job's own identity is the
+credential. A group with ``entra-scope`` gets an access token for that API
+from the identity chain below (``keyvault.url`` is not needed) and sends it
+on every request to the group's origin, never elsewhere, not after a
+redirect either::
+
+  [auth]
+  proxy.prefix = https://hg.contoso.com/
+  proxy.entra-scope = api://hg-proxy
+
+Tokens share the token cache (per identity and scope) and are renewed before
+they expire; a 401 to a token gets one new token, then an abort that names
+the identity and the token's audience. See docs/identity-proxy.md.
+
 The identity used to read the vault is found in this order, each tried only
 when its inputs exist: environment (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``,
 ``AZURE_CLIENT_SECRET``), workload identity (``AZURE_FEDERATED_TOKEN_FILE``),
@@ -160,6 +175,16 @@ Configs::
     # or, for an ssh:// prefix, of its OpenSSH private key.
     GROUP.vault = secret://hg/ci-bot/password
 
+    # Instead of a password: the API behind an identity-aware proxy, as its
+    # App ID URI or client id, with or without /.default. The identity of
+    # keyvault.credential gets a token for it (no vault needed).
+    GROUP.entra-scope = api://hg-proxy
+
+    # How the token is sent: bearer (Authorization: Bearer, the default) or
+    # basic (the token is the password of GROUP.username, which is then
+    # required and must not contain ':').
+    GROUP.token-as = bearer
+
     [smtp]
     # The vault reference of the SMTP password of hg email (replaces
     # smtp.password).
@@ -199,6 +224,7 @@ def uisetup(ui):
     # Callbacks by name (this package's: ``hgext_keyvault`` when enabled by path), imported
     # only then.
     loadhook.on_module_executed("mercurial.url", __name__ + ".auth:install")
+    loadhook.on_module_executed("mercurial.url", __name__ + ".tokenauth:install")
     # hg-git's HTTP client, when hg-git loads it.
     loadhook.on_module_executed("dulwich.client", __name__ + ".gitauth:install")
     loadhook.on_module_executed("mercurial.sshpeer", __name__ + ".ssh:install")

@@ -21,11 +21,11 @@ __all__ = [
     "ServiceError",
     "Vault",
     "ci_job",
+    "TokenSession",
     "parse_ref",
     "secret_name",
     "match_auth_group",
     "explain_auth_groups",
-    "ci_job",
     "providers",
     "check_needs",
 ]
@@ -92,6 +92,18 @@ class _CacheStatus(TypedDict):
     token_fresh_until: float | None
     secret_cache_ttl: float | None
     secret_cache_unavailable: bool
+
+class _TokenInfo(TypedDict):
+    expires_on: float
+    fresh_until: float
+    source: Literal["cache", "entra"]
+    tenant_id: str | None
+    client_id: str | None
+    object_id: str | None
+    aud: str | None
+    iss: str | None
+    version: Literal["v1", "v2"] | None
+    identity: _IdentityInfo | None
 
 class KeyVaultError(Exception):
     kind: str
@@ -185,6 +197,21 @@ class Vault:
     def identity(self) -> _IdentityInfo | None: ...
     def selected_link(self) -> str | None: ...
     def identity_applies(self) -> bool: ...
+
+@final
+class TokenSession:
+    def __new__(
+        cls,
+        *,
+        credential: str = "auto",
+        cacerts: str | None = None,
+        timeout: float = 10.0,
+        user_agent: str | None = None,
+        token_cache: bool = True,
+        id_token_env: str | None = None,
+    ) -> TokenSession: ...
+    def token(self, scope: str) -> tuple[str, _TokenInfo]: ...
+    def forget(self, scope: str, token: str) -> None: ...
 
 class _CiJob(TypedDict):
     system: str

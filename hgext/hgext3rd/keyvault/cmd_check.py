@@ -28,6 +28,64 @@ def _refuse_reveal(ui, opts) -> None:
         )
 
 
+def _explain_token_groups(ui, fm, url: str, native, session):
+    """One line per token group (``entra-scope``), judged by the same matcher that sends
+    tokens; the group that covers ``url``, if any."""
+    tokens = config.token_groups(ui)
+    specs = [(g.prefix, list(g.schemes), None) for g in tokens]
+    try:
+        verdicts = native.explain_auth_groups(url, specs, None) if tokens else []
+        best = native.match_auth_group(url, specs, None) if tokens else None
+    except native.KeyVaultError as exc:
+        raise session.abort_for(exc, "hg vault check") from None
+    chosen = None if best is None else tokens[best]
+    with fm.nested(b"token_groups") as sub:
+        for group, (covers, reason) in zip(tokens, verdicts):
+            sub.startitem()
+            mark = b"selected" if group is chosen else (b"covers" if covers else b"no")
+            sub.write(b"group", b"[auth] %s (entra token): ", b(group.name))
+            sub.write(b"verdict", b"%s", mark)
+            sub.write(b"reason", b" (%s)\n", b(reason))
+            sub.data(prefix=b(group.prefix), covers=bool(covers), selected=group is chosen)
+    return chosen
+
+
+def _check_token_group(ui, fm, group: config.TokenGroup, reveal: bool) -> int:
+    """Whether the identity gets a token for the group's API now; never the token."""
+    from . import tokenauth
+    from ._native import KeyVaultError
+
+    if reveal:
+        raise error.Abort(
+            _(b"refusing to reveal an Entra token"),
+            hint=_(b"hg vault shows its claims (aud, iss, expiry), never the token itself"),
+        )
+    exc, info = None, {}
+    try:
+        info = tokenauth._session(ui).token(group.scope)[1]
+    except KeyVaultError as e:
+        exc = e
+    fm.data(group=b(group.name), ref=opt(None), scope=b(group.scope), token_as=b(group.token_as))
+    fm.plain(
+        b"token:    [auth] %s, scope %s, as %s\n"
+        % (b(group.name), b(group.scope), b(group.token_as))
+    )
+    fm.data(aud=opt(info.get("aud")), version=opt(info.get("version")))
+    fm.write(b"state", b"state:    %s\n", b"ok" if exc is None else b"error")
+    if exc is None:
+        fm.plain(
+            b"identity: %s, audience %s (%s)\n"
+            % (
+                b(tokenauth.describe_identity(info)),
+                b(info.get("aud") or "?"),
+                b(info.get("version") or "?"),
+            )
+        )
+    write_error(fm, exc, b"")
+    fm.end()
+    return 0 if exc is None else 1
+
+
 def run(ui, url: str, reveal: bool, **opts):
     from . import audit, session
 
@@ -59,6 +117,10 @@ def run(ui, url: str, reveal: bool, **opts):
             sub.data(prefix=b(group.prefix), covers=bool(covers), selected=group is chosen)
     if not groups:
         fm.plain(_(b"no [auth] group has a vault key\n"))
+    token_group = _explain_token_groups(ui, fm, url, native, session)
+    if token_group is not None:
+        # The token is sent before any challenge: a vault group's password never gets a turn.
+        return _check_token_group(ui, fm, token_group, reveal)
     fm.data(group=opt(chosen and chosen.name), ref=opt(chosen and chosen.ref))
     if chosen is None:
         fm.data(state=b"unmatched", provider=opt(None), name=opt(None), version=opt(None))

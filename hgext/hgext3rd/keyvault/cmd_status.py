@@ -19,6 +19,8 @@ def run(ui, **opts):
     native = session.native_module()
     settings = config.vault_settings(ui)
     groups = config.vault_groups(ui)
+    if not groups and settings.url is None and config.token_groups(ui):
+        return _token_status(ui, native, opts)
     client = session.vault(ui)
     info = client.info()
 
@@ -140,8 +142,26 @@ def run(ui, **opts):
             write_error(sub, failed, b"  ")
     if not groups:
         fm.plain(_(b"no [auth] group has a vault key\n"))
+    from . import status_tokens
+
+    # Token groups need no vault: their tokens come from the identity alone.
+    no_token = status_tokens.write(ui, fm)
     fm.end()
-    return 1 if unreadable or not answered else 0
+    return 1 if unreadable or not answered or no_token else 0
+
+
+def _token_status(ui, native, opts) -> int:
+    """``hg vault`` with token groups only: no store to ask, only the identity's tokens."""
+    from . import status_tokens
+
+    fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
+    fm.startitem()
+    fm.write(b"extension_version", b"extension:  hg-keyvault %s\n", b(native.__version__))
+    fm.data(provider=None)
+    fm.plain(b"vault:      none (token groups only)\n")
+    no_token = status_tokens.write(ui, fm)
+    fm.end()
+    return 1 if no_token else 0
 
 
 def _write_caches(fm, caches) -> None:

@@ -56,7 +56,7 @@ KEYRINGS = (
 )
 
 if TYPE_CHECKING:
-    from .settings import VaultGroup, VaultSettings
+    from .settings import TokenGroup, VaultGroup, VaultSettings
 
 
 def vault_settings(ui) -> VaultSettings:
@@ -73,9 +73,16 @@ def vault_groups(ui) -> list[VaultGroup]:
     return settings.vault_groups(ui)
 
 
+def token_groups(ui) -> list[TokenGroup]:
+    """Every ``[auth]`` group with an ``entra-scope`` key (see ``settings.token_groups``)."""
+    from . import settings
+
+    return settings.token_groups(ui)
+
+
 def __getattr__(name: str):
-    # PEP 562: ``config.VaultGroup`` and ``config.VaultSettings`` for the modules that name them.
-    if name in ("VaultGroup", "VaultSettings"):
+    # PEP 562: the tuples and helpers of ``settings`` for the modules that name them here.
+    if name in ("VaultGroup", "VaultSettings", "TokenGroup", "normalise_scope"):
         from . import settings
 
         return getattr(settings, name)

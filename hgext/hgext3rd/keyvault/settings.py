@@ -26,6 +26,23 @@ class VaultGroup(NamedTuple):
     ref: str
 
 
+class TokenGroup(NamedTuple):
+    """An ``[auth]`` group whose credential is the job's own Entra access token."""
+
+    name: str
+    prefix: str
+    schemes: tuple[str, ...]
+    # Normalised to ``<App ID URI or client id>/.default``.
+    scope: str
+    # "bearer" or "basic".
+    token_as: str
+    # For ``basic`` only.
+    username: str | None
+
+
+TOKEN_AS = (b"bearer", b"basic")
+
+
 class VaultSettings(NamedTuple):
     """The ``[keyvault]`` section, as the native ``Vault`` takes it."""
 
@@ -156,22 +173,109 @@ def vault_settings(ui) -> VaultSettings:
     )
 
 
-def vault_groups(ui) -> list[VaultGroup]:
-    """Every ``[auth]`` group that has a ``vault`` key, in configuration order."""
-    from mercurial import error, util
-
-    from . import sanitize
-
+def _auth_groups(ui) -> dict[bytes, dict[bytes, bytes]]:
+    # ui.configitems reads trusted configuration only: an untrusted .hg/hgrc never decides
+    # where a secret or a token goes.
     groups: dict[bytes, dict[bytes, bytes]] = {}
     for key, value in ui.configitems(b"auth"):
         if b"." not in key:
             continue
         group, setting = key.rsplit(b".", 1)
         groups.setdefault(group, {})[setting] = value
+    return groups
+
+
+# An App ID URI (api://..., https://...) or a client id; no spaces, quotes or controls.
+_SCOPE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[!-~]+|[0-9A-Fa-f-]{36}")
+
+
+def normalise_scope(value: bytes) -> bytes | None:
+    """``<App ID URI or client id>/.default``, or None if ``value`` is neither."""
+    value = value.strip()
+    if value.endswith(b"/.default"):
+        value = value[: -len(b"/.default")]
+    value = value.rstrip(b"/")
+    if not _SCOPE_RE.fullmatch(value) or b'"' in value or b"\\" in value:
+        return None
+    return value + b"/.default"
+
+
+def token_groups(ui) -> list[TokenGroup]:
+    """Every ``[auth]`` group that has an ``entra-scope`` key, in configuration order; a
+    ``ConfigError`` naming the key for anything inconsistent."""
+    from mercurial import error, util
+
+    from . import sanitize
+
     found = []
-    for name, settings in groups.items():
+    for name, settings in _auth_groups(ui).items():
+        raw_scope = settings.get(b"entra-scope")
+        if not raw_scope:
+            continue
+        n = sanitize.local(name)
+        for other, what in ((b"password", b"a password"), (b"vault", b"a vault secret")):
+            if settings.get(other):
+                # Which one would the server get? Neither guess is safe.
+                raise error.ConfigError(
+                    b"[auth] %s has both entra-scope and %s" % (n, what),
+                    hint=b"remove %s.%s: the job's Entra identity is the credential" % (n, other),
+                )
+        scope = normalise_scope(raw_scope)
+        if scope is None:
+            raise error.ConfigError(
+                b"[auth] %s.entra-scope: '%s' is not an App ID URI or a client id"
+                % (n, sanitize.local(raw_scope)),
+                hint=b"use the API's App ID URI (api://hg-proxy) or its client id",
+            )
+        token_as = (settings.get(b"token-as") or b"bearer").strip().lower()
+        if token_as not in TOKEN_AS:
+            raise error.ConfigError(
+                b"[auth] %s.token-as: unknown value '%s'"
+                % (n, sanitize.local(settings.get(b"token-as"))),
+                hint=b"use bearer (Authorization: Bearer) or basic (the token as the password)",
+            )
+        username = settings.get(b"username") or None
+        if username is not None:
+            username = util.expandpath(username)
+        if token_as == b"basic":
+            if not username:
+                raise error.ConfigError(
+                    b"[auth] %s.token-as = basic needs %s.username" % (n, n),
+                    hint=b"set %s.username to the user the proxy expects" % n,
+                )
+            if b":" in username:
+                raise error.ConfigError(
+                    b"[auth] %s.username: '%s' contains ':', which a Basic user name cannot"
+                    % (n, sanitize.local(username)),
+                    hint=b"choose a user name without ':'",
+                )
+        else:
+            # Bearer carries no user name; one set here would only mislead.
+            username = None
+        found.append(
+            TokenGroup(
+                name=_text(name),
+                prefix=_text(settings.get(b"prefix") or b""),
+                schemes=tuple(_text(settings.get(b"schemes") or b"https").split()),
+                scope=_text(scope),
+                token_as=_text(token_as),
+                username=_text(username),
+            )
+        )
+    return found
+
+
+def vault_groups(ui) -> list[VaultGroup]:
+    """Every ``[auth]`` group that has a ``vault`` key, in configuration order."""
+    from mercurial import error, util
+
+    from . import sanitize
+
+    found = []
+    for name, settings in _auth_groups(ui).items():
         ref = settings.get(b"vault")
-        if not ref:
+        if not ref or settings.get(b"entra-scope"):
+            # A group with both is refused by token_groups().
             continue
         if settings.get(b"password"):
             # Half a migration: the plaintext password would stay in a file, and it

@@ -42,6 +42,8 @@ pub mod token_cache;
 #[cfg(feature = "azure")]
 mod token_policy;
 #[cfg(feature = "azure")]
+pub mod token_session;
+#[cfg(feature = "azure")]
 mod transport;
 #[cfg(feature = "azure")]
 mod vault_errors;
@@ -68,3 +70,5 @@ pub use store::{
 };
 /// Times as the SDK uses them.
 pub use time::OffsetDateTime;
+#[cfg(feature = "azure")]
+pub use token_session::{ScopedToken, TokenConfig, TokenSession};

@@ -117,6 +117,24 @@ impl TokenCache {
         }
     }
 
+    /// The cache of the tokens `chain` gets for `scope` (an `[auth]` group's API, not a vault):
+    /// keyed by the identity and the scope, sealed as the vault's tokens are.
+    pub(crate) fn for_scope(
+        config: &VaultConfig,
+        env: &CredentialEnv,
+        chain: Arc<CredentialChain>,
+        scope: &str,
+    ) -> Self {
+        let mut cache = Self::new(config, env, chain);
+        cache.key = identity_key(("scope", scope), config.credential, env);
+        if !config.token_cache {
+            // keyvault.token-cache = false: this process only.
+            cache.kernel = None;
+            cache.locks = None;
+        }
+        cache
+    }
+
     /// Where this cache keeps tokens.
     pub fn store(&self) -> CacheStore {
         if self.kernel.is_some() {
@@ -367,6 +385,23 @@ pub(crate) fn fresh_until(now: OffsetDateTime, expires_on: OffsetDateTime) -> Of
 
 /// The cache key: a hash of what decides which token the chain would get for this vault.
 pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
+    let url = &config.vault_url;
+    let origin = format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        url.port_or_known_default().unwrap_or(443)
+    );
+    identity_key(("vault", &origin), config.credential, env)
+}
+
+/// A hash of what the token is for (`("vault", origin)` or `("scope", scope)`) and of what
+/// decides which identity the chain would get it as.
+pub(crate) fn identity_key(
+    target: (&str, &str),
+    choice: CredentialChoice,
+    env: &CredentialEnv,
+) -> String {
     let mut h = Sha256::new();
     let mut line = |k: &str, v: &str| {
         h.update(k.as_bytes());
@@ -374,23 +409,14 @@ pub(crate) fn cache_key(config: &VaultConfig, env: &CredentialEnv) -> String {
         h.update(v.as_bytes());
         h.update(b"\n");
     };
-    let url = &config.vault_url;
     line("hg-keyvault token cache", "2");
-    line(
-        "vault",
-        &format!(
-            "{}://{}:{}",
-            url.scheme(),
-            url.host_str().unwrap_or_default().to_ascii_lowercase(),
-            url.port_or_known_default().unwrap_or(443)
-        ),
-    );
-    line("choice", config.credential.as_str());
+    line(target.0, target.1);
+    line("choice", choice.as_str());
     line(
         "authority",
         &credential::authority_host(env).unwrap_or_default(),
     );
-    credential::cache_key_lines(config.credential, env, &mut line);
+    credential::cache_key_lines(choice, env, &mut line);
     hex::encode(&h.finalize()[..16])
 }
 
@@ -480,6 +506,27 @@ mod tests {
         assert_ne!(
             github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000001/idtoken"),
             github("https://pipelines.actions.githubusercontent.com/a/00000000-0000-0000-0000-000000000002/idtoken")
+        );
+    }
+
+    #[test]
+    fn scope_keys_differ_by_scope_and_from_the_vault_key() {
+        let env = sp("s1");
+        let key = |scope: &str| identity_key(("scope", scope), CredentialChoice::Auto, &env);
+        assert_ne!(key("api://hg-proxy/.default"), key("api://other/.default"));
+        assert_ne!(key("api://hg-proxy/.default"), cache_key(&config(), &env));
+        assert_eq!(
+            key("api://hg-proxy/.default"),
+            key("api://hg-proxy/.default")
+        );
+        // Another identity, another entry.
+        assert_ne!(
+            key("api://hg-proxy/.default"),
+            identity_key(
+                ("scope", "api://hg-proxy/.default"),
+                CredentialChoice::Auto,
+                &sp("s2")
+            )
         );
     }
 

@@ -41,6 +41,8 @@ pub struct App {
     /// When set, the time (Unix seconds) the vault stamps on secrets instead of the clock:
     /// lets a test create versions within one `created` second deterministically.
     pub frozen_clock: Mutex<Option<i64>>,
+    /// App registrations, their signing keys and token settings (issue 13).
+    pub entra: Mutex<crate::entra_apps::EntraApps>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,6 +90,10 @@ impl App {
 
     pub fn host_identities(&self) -> MutexGuard<'_, HostIdentities> {
         lock(&self.host)
+    }
+
+    pub fn entra(&self) -> MutexGuard<'_, crate::entra_apps::EntraApps> {
+        lock(&self.entra)
     }
 
     pub fn arc(&self) -> MutexGuard<'_, ArcState> {

@@ -90,6 +90,9 @@ pub fn handle(app: &App, method: &Method, path: &str, body: &[u8]) -> Resp {
         ("GET", "/_emulator/state" | "/_emulator") => json(200, &state(app)),
         ("POST" | "PUT", "/_emulator/permission-model") => set_permission_model(app, body),
         ("POST" | "PUT", "/_emulator/clock") => set_clock(app, body),
+        (_, p) if p.starts_with("/_emulator/entra/") => {
+            crate::entra_apps::handle(app, method.as_str(), p, body)
+        }
         (_, p)
             if p.starts_with("/_emulator/federated-credentials")
                 || p.starts_with("/_emulator/identities")

@@ -81,7 +81,21 @@ fn resource_from_scopes(scopes: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-pub(crate) fn issue(app: &App, p: &Principal, resource: &str, lifetime: u64) -> (String, i64) {
+/// A token of `p` for `resource`: an RS256 token if `resource` is a registered app, the
+/// emulator's own kind for Microsoft's first-party resources (the vault checks those itself),
+/// AADSTS500011 for anything else. Returns the token, its `expires_on` and its lifetime.
+pub(crate) fn issue(
+    app: &App,
+    p: &Principal,
+    resource: &str,
+    lifetime: u64,
+) -> Result<(String, i64, u64), Box<Resp>> {
+    if let Some(issued) = crate::entra_apps::issue(app, p, resource, lifetime) {
+        return Ok((issued.token, issued.exp, issued.lifetime));
+    }
+    if !crate::entra_apps::is_first_party(resource) {
+        return Err(Box::new(crate::entra_apps::unknown_resource(app, resource)));
+    }
     let iat = now();
     let exp = iat + lifetime as i64;
     let claims = json!({
@@ -99,7 +113,7 @@ pub(crate) fn issue(app: &App, p: &Principal, resource: &str, lifetime: u64) -> 
         "ver": "1.0",
         "uti": new_uuid(),
     });
-    (app.key.sign(&claims), exp)
+    Ok((app.key.sign(&claims), exp, lifetime))
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`, grant type client_credentials.
@@ -185,7 +199,10 @@ pub fn token(app: &App, tenant: &str, body: &[u8], lifetime: Option<u64>) -> Res
         );
     };
     let lifetime = lifetime.unwrap_or(app.token_lifetime);
-    let (token, _) = issue(app, principal, &resource, lifetime);
+    let (token, _, lifetime) = match issue(app, principal, &resource, lifetime) {
+        Ok(issued) => issued,
+        Err(refusal) => return *refusal,
+    };
     json(
         200,
         &json!({
@@ -197,10 +214,36 @@ pub fn token(app: &App, tenant: &str, body: &[u8], lifetime: Option<u64>) -> Res
     )
 }
 
-/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (and the v1 path).
-pub fn openid_configuration(app: &App, tenant: &str) -> Resp {
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (`v2`) and
+/// `/{tenant}/.well-known/openid-configuration`. As on login.microsoftonline.com, the v1 document
+/// names the v1 issuer `https://sts.windows.net/{tenant}/`, the v1 endpoints and the v1 JWKS
+/// path; the v2 one the v2 issuer `{authority}/{tenant}/v2.0` (both list the same keys).
+pub fn openid_configuration(app: &App, tenant: &str, v2: bool) -> Resp {
     let base = &app.base_url;
     let t = format!("{base}/{tenant}");
+    if !v2 {
+        return json(
+            200,
+            &json!({
+                "token_endpoint": format!("{t}/oauth2/token"),
+                "token_endpoint_auth_methods_supported":
+                    ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "jwks_uri": format!("{base}/common/discovery/keys"),
+                "response_modes_supported": ["query", "fragment", "form_post"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+                "scopes_supported": ["openid"],
+                "issuer": format!("https://sts.windows.net/{tenant}/"),
+                "authorization_endpoint": format!("{t}/oauth2/authorize"),
+                "end_session_endpoint": format!("{t}/oauth2/logout"),
+                "tenant_region_scope": "EU",
+                "cloud_instance_name": "microsoftonline.com",
+                "cloud_graph_host_name": "graph.windows.net",
+                "msgraph_host": "graph.microsoft.com",
+            }),
+        );
+    }
     json(
         200,
         &json!({
@@ -227,9 +270,10 @@ pub fn openid_configuration(app: &App, tenant: &str) -> Resp {
     )
 }
 
-/// `GET /{tenant}/discovery/v2.0/keys`: no keys (our tokens are HS256 and opaque to clients).
-pub fn jwks() -> Resp {
-    json(200, &json!({"keys": []}))
+/// `GET /{tenant}/discovery/v2.0/keys` and `/{tenant}/discovery/keys`: the keys that sign the
+/// tokens of registered apps (the vault's own tokens are HS256 and opaque to clients).
+pub fn jwks(app: &App) -> Resp {
+    json(200, &app.entra().jwks())
 }
 
 /// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=...`
@@ -295,7 +339,10 @@ pub fn msi(app: &App, headers: &HeaderMap, query: &str, lifetime: Option<u64>) -
         .unwrap_or(&resource)
         .to_string();
     let lifetime = lifetime.unwrap_or(app.token_lifetime);
-    let (token, exp) = issue(app, managed, &resource, lifetime);
+    let (token, exp, _) = match issue(app, managed, &resource, lifetime) {
+        Ok(issued) => issued,
+        Err(refusal) => return *refusal,
+    };
     json(
         200,
         &json!({

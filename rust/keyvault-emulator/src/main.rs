@@ -6,6 +6,7 @@ mod ci_oidc;
 mod control;
 mod control_identity;
 mod entra;
+mod entra_apps;
 mod faults;
 mod federation;
 mod http;
@@ -171,6 +172,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             .map_err(|e| format!("cannot open request log {}: {e}", log_path.display()))?,
         access_policies: (args.permission_model == "access-policy").into(),
         frozen_clock: Mutex::new(None),
+        entra: Mutex::default(),
     });
 
     let mut http = serde_json::Map::new();

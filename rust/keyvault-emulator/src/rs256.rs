@@ -1,7 +1,7 @@
 //! RS256 JWTs as real identity providers issue them: an RSA signing key with a `kid`, its JWK for
 //! the issuer's JWKS document, and verification of a token against a JWKS (what Entra does with a
-//! federated assertion). Shared by the CI OIDC issuers; Entra's own RS256 access tokens (issue 13)
-//! are meant to reuse it.
+//! federated assertion). Shared by the CI OIDC issuers and Entra's tokens for registered apps
+//! (entra_apps.rs).
 
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{self, KeyPair as _, RsaPublicKeyComponents};
@@ -29,7 +29,6 @@ impl SigningKey {
         SigningKey { pair, kid }
     }
 
-    #[allow(dead_code)] // used by the tests; issue 13 (Entra RS256 tokens) needs it too
     pub fn kid(&self) -> &str {
         &self.kid
     }

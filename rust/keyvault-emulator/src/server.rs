@@ -109,10 +109,12 @@ fn entra_route(
     match (method.as_str(), segs.as_slice()) {
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => entra::token(app, tenant, body, lifetime),
         ("GET", [_, "discovery", "instance"]) => entra::instance_discovery(app, query),
-        ("GET", [_, "discovery", "v2.0", "keys"] | [_, "discovery", "keys"]) => entra::jwks(),
-        ("GET", [t, "v2.0", ".well-known", "openid-configuration"])
-        | ("GET", [t, ".well-known", "openid-configuration"]) => {
-            entra::openid_configuration(app, t)
+        ("GET", [_, "discovery", "v2.0", "keys"] | [_, "discovery", "keys"]) => entra::jwks(app),
+        ("GET", [t, "v2.0", ".well-known", "openid-configuration"]) => {
+            entra::openid_configuration(app, t, true)
+        }
+        ("GET", [t, ".well-known", "openid-configuration"]) => {
+            entra::openid_configuration(app, t, false)
         }
         _ => json(
             404,

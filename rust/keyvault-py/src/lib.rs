@@ -3,6 +3,7 @@
 
 mod convert;
 mod exceptions;
+mod tokens;
 mod vault;
 
 use exceptions::to_pyerr;
@@ -109,6 +110,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     exceptions::register(m)?;
     m.add_class::<vault::Vault>()?;
+    m.add_class::<tokens::TokenSession>()?;
     m.add_function(wrap_pyfunction!(parse_ref, m)?)?;
     m.add_function(wrap_pyfunction!(secret_name, m)?)?;
     m.add_function(wrap_pyfunction!(ci_job, m)?)?;

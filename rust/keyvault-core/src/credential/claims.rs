@@ -41,6 +41,23 @@ pub struct Claims {
     pub client_id: Option<String>,
     /// `oid`.
     pub object_id: Option<String>,
+    /// `aud`: the API the token is for (an App ID URI or a client id).
+    pub audience: Option<String>,
+    /// `iss`: `https://sts.windows.net/{tid}/` (v1) or `https://login.microsoftonline.com/{tid}/v2.0`.
+    pub issuer: Option<String>,
+}
+
+impl Claims {
+    /// `v1` or `v2`, from the issuer (a v2 issuer ends in `/v2.0`), as a proxy validating the
+    /// token sees it.
+    pub fn version(&self) -> Option<&'static str> {
+        let iss = self.issuer.as_deref()?;
+        Some(if iss.trim_end_matches('/').ends_with("/v2.0") {
+            "v2"
+        } else {
+            "v1"
+        })
+    }
 }
 
 /// Reads `tid`, `appid`/`azp` and `oid` from a JWT's payload (base64url), without verifying
@@ -58,6 +75,8 @@ pub fn decode_claims(token: &str) -> Option<Claims> {
         tenant_id: claim("tid"),
         client_id: claim("appid").or_else(|| claim("azp")),
         object_id: claim("oid"),
+        audience: claim("aud"),
+        issuer: claim("iss"),
     })
 }
 
@@ -84,12 +103,19 @@ mod tests {
                 tenant_id: Some("t-1".into()),
                 client_id: Some("c-1".into()),
                 object_id: Some("o-1".into()),
+                audience: Some("https://vault.azure.net".into()),
+                issuer: None,
             })
         );
         // v2 tokens carry azp instead of appid.
         let t = jwt(r#"{"tid":"t","azp":"c-2"}"#);
         assert_eq!(decode_claims(&t).unwrap().client_id.as_deref(), Some("c-2"));
         assert_eq!(decode_claims("not-a-jwt"), None);
+        let v1 = jwt(r#"{"iss":"https://sts.windows.net/t/","aud":"api://hg-proxy"}"#);
+        assert_eq!(decode_claims(&v1).unwrap().version(), Some("v1"));
+        let v2 = jwt(r#"{"iss":"https://login.microsoftonline.com/t/v2.0","aud":"c"}"#);
+        assert_eq!(decode_claims(&v2).unwrap().version(), Some("v2"));
+        assert_eq!(Claims::default().version(), None);
         assert_eq!(decode_claims("a.!!!.c"), None);
         assert_eq!(
             decode_claims(&format!("x.{}.y", "e30")),

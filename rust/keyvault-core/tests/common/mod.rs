@@ -189,6 +189,14 @@ impl Emulator {
         json["token"].as_str().unwrap().to_owned()
     }
 
+    /// Registers an API (app registration) whose tokens the token endpoint then issues.
+    pub fn register_app(&self, app_id_uri: &str) {
+        let url = format!("{}/entra/apps", self.s("control_url"));
+        let body = serde_json::json!({"app_id_uri": app_id_uri, "token_version": 1, "roles": {}});
+        let status = self.http(|c| c.post(url).json_body(&body));
+        assert!(status < 300, "registering {app_id_uri}: HTTP {status}");
+    }
+
     /// Lines of the request log.
     pub fn request_log(&self) -> Vec<Value> {
         std::fs::read_to_string(self.s("request_log"))

@@ -49,7 +49,10 @@ pub fn token(
     };
     let resource = resource_of(&resource);
     let lifetime = lifetime.unwrap_or(app.token_lifetime);
-    let (token, exp) = crate::entra::issue(app, p, &resource, lifetime);
+    let (token, exp, _) = match crate::entra::issue(app, p, &resource, lifetime) {
+        Ok(issued) => issued,
+        Err(refusal) => return *refusal,
+    };
     json(
         200,
         &json!({

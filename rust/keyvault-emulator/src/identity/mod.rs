@@ -136,7 +136,10 @@ pub fn resource_of(value: &str) -> String {
 /// acquire an access token" (sample response) and the IMDS REST spec (`IdentityTokenResponse`).
 pub fn imds_style_token(app: &App, p: &Principal, resource: &str, lifetime: Option<u64>) -> Resp {
     let lifetime = lifetime.unwrap_or(app.token_lifetime);
-    let (token, exp) = crate::entra::issue(app, p, resource, lifetime);
+    let (token, exp, lifetime) = match crate::entra::issue(app, p, resource, lifetime) {
+        Ok(issued) => issued,
+        Err(refusal) => return *refusal,
+    };
     json(
         200,
         &json!({
