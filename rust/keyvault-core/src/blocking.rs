@@ -240,17 +240,7 @@ impl SecretStore for Session {
     }
 
     fn identity(&self) -> Result<Option<StoreIdentity>> {
-        let i = Session::identity(self)?;
-        Ok(Some(StoreIdentity {
-            credential: i.link.as_str(),
-            link_id: i.link_id,
-            via: i.via,
-            ids: vec![
-                ("tenant_id", i.tenant_id),
-                ("client_id", i.client_id),
-                ("object_id", i.object_id),
-            ],
-        }))
+        Ok(Some(Session::identity(self)?.into()))
     }
 
     fn selected_link(&self) -> Option<&'static str> {

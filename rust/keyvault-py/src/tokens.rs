@@ -34,7 +34,7 @@ fn info<'py>(py: Python<'py>, t: &ScopedToken) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("iss", &t.claims.issuer)?;
     d.set_item("version", t.claims.version())?;
     match &t.identity {
-        Some(i) => d.set_item("identity", convert::identity(py, i)?)?,
+        Some(i) => d.set_item("identity", convert::identity(py, &i.clone().into())?)?,
         None => d.set_item("identity", py.None())?,
     }
     Ok(d)

@@ -80,6 +80,22 @@ pub fn decode_claims(token: &str) -> Option<Claims> {
     })
 }
 
+/// Key Vault's and the token groups' identity as the store seam reports it.
+impl From<Identity> for crate::store::StoreIdentity {
+    fn from(i: Identity) -> Self {
+        crate::store::StoreIdentity {
+            credential: i.link.as_str(),
+            link_id: i.link_id,
+            via: i.via,
+            ids: vec![
+                ("tenant_id", i.tenant_id),
+                ("client_id", i.client_id),
+                ("object_id", i.object_id),
+            ],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
