@@ -100,7 +100,7 @@ OIDCPassClaimsAs none
 
 <Location />
     AuthType oauth20
-    <RequireAll>
+{auth_name}    <RequireAll>
         Require claim "aud:{audience}"
         Require claim "iss:{issuer}"
 {role_line}    </RequireAll>
@@ -274,6 +274,9 @@ def start_token_proxy(
                 emulator_ca=emulator_ca,
                 jwks_uri=jwks_uri,
                 accept=accept,
+                # A realm in the Basic challenge, which urllib (stock hg) needs to answer it at
+                # all; only when tokens come as Basic passwords alone (the bench's baseline).
+                auth_name='    AuthName "hg"\n' if accept == "basic" else "",
                 audience=audience,
                 issuer=issuer,
                 role_line=role_line,
@@ -355,8 +358,8 @@ def _start_apache(proxy: TokenProxy, render) -> None:
 
 
 def _wait_until_serving(proxy: TokenProxy) -> bool:
-    """True once Apache answers a request without a token with its 401; False if it could not
-    bind its port (it then exits)."""
+    """True once Apache answers a request without a token with mod_auth_openidc's 401; False
+    if it could not bind its port (it then exits)."""
     deadline = time.monotonic() + START_TIMEOUT
     last: object = None
     while True:
@@ -372,7 +375,10 @@ def _wait_until_serving(proxy: TokenProxy) -> bool:
         if bound:
             try:
                 status, headers, _ = proxy.get("/", None)
-                if status == 401 and headers.get("www-authenticate", "").startswith("Bearer"):
+                # mod_auth_openidc's challenge: Bearer, or Basic when it takes tokens as Basic
+                # passwords only (accept="basic").
+                challenge = headers.get("www-authenticate", "")
+                if status == 401 and challenge.startswith(("Bearer", "Basic")):
                     return True
                 last = f"HTTP {status}"
             except (OSError, http.client.HTTPException) as exc:
