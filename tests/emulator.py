@@ -214,6 +214,10 @@ class Emulator:
                 os.kill(self.pid, signal.SIGTERM)
 
 
+# Azure IMDS's address: served only inside a test's own network namespace (unshare -n).
+IMDS_ADDRESS = "169.254.169.254"
+
+
 def start_emulator(tmp_path: Path | str, *faults: dict[str, Any], **options: Any) -> Emulator:
     """Starts the emulator with its state under tmp_path and waits for its ready line.
 
@@ -221,6 +225,15 @@ def start_emulator(tmp_path: Path | str, *faults: dict[str, Any], **options: Any
     become flags: token_lifetime=5 -> --token-lifetime 5, ca_cert=..., ca_key=..., port=...;
     a list repeats its flag: http_listen=["arc=127.0.0.1:0", ...].
     """
+    if any(IMDS_ADDRESS in str(x) for x in options.get("http_listen", ())):
+        # The fake IMDS lives only in a test's own network namespace (tests/netns.py).
+        devices = [
+            line.split(":")[0].strip() for line in open("/proc/self/net/dev").readlines()[2:]
+        ]
+        assert devices == ["lo"], (
+            f"{IMDS_ADDRESS} is served only inside the test's own network namespace (only lo), "
+            f"not with {devices}"
+        )
     state_dir = Path(tmp_path) / "emulator"
     state_dir.mkdir(parents=True, exist_ok=True)
     cmd = [str(emulator_binary()), "--state-dir", str(state_dir)]

@@ -88,7 +88,27 @@ fn parse_listen(text: &str) -> Result<(identity::Role, SocketAddr), String> {
             addr.ip()
         ));
     }
+    if imds && !in_own_network_namespace() {
+        return Err(
+            "169.254.169.254 is served only inside a test's own network namespace (unshare -n, \
+             see tests/netns.py), never in the machine's"
+                .to_owned(),
+        );
+    }
     Ok((role, addr))
+}
+
+/// True in a network namespace a test made with `unshare -n`: its only device is the loopback
+/// (where the test put 169.254.169.254), so nothing bound there can reach a network.
+fn in_own_network_namespace() -> bool {
+    let Ok(dev) = std::fs::read_to_string("/proc/self/net/dev") else {
+        return false;
+    };
+    // Two header lines, then one `name: counters` line per device.
+    dev.lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':'))
+        .all(|(name, _)| name.trim() == "lo")
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -315,3 +315,19 @@ fn listeners_bind_only_loopback_or_the_imds_address_for_imds() {
         assert!(out.stdout.is_empty(), "{bad}: no ready line");
     }
 }
+
+#[test]
+fn imds_is_not_served_in_the_machines_own_network_namespace() {
+    // cargo test runs in the machine's namespace: the emulator refuses before binding anything.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hg-keyvault-emulator"))
+        .args(["--http-listen", "imds=169.254.169.254:80"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no ready line");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("own network namespace"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
