@@ -84,16 +84,7 @@ impl Session {
     }
 
     fn make_live(&self) -> Result<Live> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Service,
-                    format!("cannot start the I/O runtime: {e}"),
-                )
-                .with_hint("check the process's limits on threads and file descriptors")
-            })?;
+        let runtime = io_runtime()?;
         let store = {
             let _guard = runtime.enter();
             match &self.env {
@@ -283,4 +274,18 @@ impl SecretStore for Session {
     fn ping(&self) -> Result<()> {
         Session::ping(self)
     }
+}
+/// The short-lived current-thread runtime a session (vault or token) drives its I/O with; one
+/// per process, rebuilt after a fork (chg).
+pub(crate) fn io_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Service,
+                format!("cannot start the I/O runtime: {e}"),
+            )
+            .with_hint("check the process's limits on threads and file descriptors")
+        })
 }

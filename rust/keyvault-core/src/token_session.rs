@@ -168,16 +168,7 @@ impl TokenSession {
 
     fn make_live(&self) -> Result<Live> {
         let config = self.config.as_vault_config()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Service,
-                    format!("cannot start the I/O runtime: {e}"),
-                )
-                .with_hint("check the process's limits on threads and file descriptors")
-            })?;
+        let runtime = crate::blocking::io_runtime()?;
         let mut env = match &self.env {
             Some(env) => env.clone(),
             None => CredentialEnv::from_process_with_id_token(config.id_token_env.as_deref()),
