@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 
-# Set by the dispatch wrapper (one command per process, or per chg worker).
-_command: str | None = None
-_repo = None
+# ``describe``'s answer, and the (command, repository) of the package's ``dispatched`` it was
+# computed for (the package's dispatch wrapper sets that: one command per process, or per chg
+# worker).
 _described: dict | None = None
+_described_for: tuple | None = None
 
 # Patterns, not compiled regexes: compiling them at import would cost every hg command (this
 # module loads with each one for its dispatch wrapper); `re` compiles them on first use.
@@ -31,23 +33,21 @@ _TOKEN_CHARS = r"[^A-Za-z0-9._+-]"  # noqa: S105 (a pattern, not a password)
 _CI_CHARS = r"[^A-Za-z0-9._+:/-]"
 
 
+def _package():
+    return sys.modules[__package__]
+
+
 def capture(command, repo) -> None:
-    """Remember the command being run and its repository (may be None)."""
-    global _command, _repo, _described
-    _command = command.decode("ascii", "replace") if isinstance(command, bytes) else command
-    _repo = repo
-    _described = None
+    """Set the command being run and its repository (may be None), as the package's dispatch
+    wrapper does."""
+    _package().dispatched = (command, repo)
 
 
-def _wrap_runcommand(orig, lui, repo, cmd, *args, **kwargs):
-    capture(cmd, repo)
-    return orig(lui, repo, cmd, *args, **kwargs)
-
-
-def install(dispatchmod) -> None:
-    from mercurial import extensions
-
-    extensions.wrapfunction(dispatchmod, "runcommand", _wrap_runcommand)
+def _dispatched() -> tuple[str | None, object]:
+    command, repo = _package().dispatched
+    if isinstance(command, bytes):
+        command = command.decode("ascii", "replace")
+    return command, repo
 
 
 def _token(text: str | None, limit: int = 48) -> str:
@@ -57,11 +57,11 @@ def _token(text: str | None, limit: int = 48) -> str:
     return re.sub(_TOKEN_CHARS, "_", text)[:limit]
 
 
-def _find_repo(ui):
+def _find_repo(ui, repo):
     """The command's repository, else the one the working directory is in (hg vault runs
     without one), else None."""
-    if _repo is not None:
-        return _repo
+    if repo is not None:
+        return repo
     from mercurial import cmdutil, encoding, error, hg
 
     root = cmdutil.findrepo(encoding.getcwd())
@@ -76,14 +76,15 @@ def _find_repo(ui):
 def describe(ui) -> dict:
     """``repo`` (root path), ``repo_name``, ``node`` (working directory parent, hex) and
     ``command``; computed once per command."""
-    global _described
-    if _described is not None:
+    global _described, _described_for
+    current = _package().dispatched
+    if _described is not None and _described_for is current:
         return _described
     from mercurial import node as nodemod
 
-    repo = None
+    command, repo = _dispatched()
     try:
-        repo = _find_repo(ui)
+        repo = _find_repo(ui, repo)
     except Exception:  # noqa: BLE001 - an unreadable repository must not block a credential
         repo = None
     root = name = node = None
@@ -94,7 +95,8 @@ def describe(ui) -> dict:
             node = nodemod.hex(repo.unfiltered().dirstate.p1()).decode("ascii")
         except Exception:  # noqa: BLE001 - same: report no node rather than abort
             node = None
-    _described = {"repo": root, "repo_name": name, "node": node, "command": _command}
+    _described = {"repo": root, "repo_name": name, "node": node, "command": command}
+    _described_for = current
     return _described
 
 

@@ -1,39 +1,19 @@
-"""The extension's configuration items, registered with Mercurial, and the entry points of
-their readers.
+"""The entry points of the configuration's readers and the values some keys may take.
 
-This module loads with every hg command, so it holds only what Mercurial needs at load
-time; the readers and the tuples they return live in ``settings`` (building the tuple
-classes compiles code, about 0.4% of ``hg status``), loaded when a command reads them.
-Only Mercurial's trusted configuration is read (``ui.config`` ignores untrusted files by
-default), so an untrusted ``.hg/hgrc`` never decides where a secret comes from or where it
-goes.
+The items themselves are registered in the package's ``__init__``; the readers and the tuples
+they return live in ``settings`` (building the tuple classes compiles code, about 0.4% of
+``hg status``), loaded when a command reads them. Only Mercurial's trusted configuration is
+read (``ui.config`` ignores untrusted files by default), so an untrusted ``.hg/hgrc`` never
+decides where a secret comes from or where it goes.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mercurial import registrar
-
-configtable: dict = {}
-configitem = registrar.configitem(configtable)
-
-configitem(b"keyvault", b"url", default=None)
-configitem(b"keyvault", b"credential", default=b"auto")
-configitem(b"keyvault", b"cacerts", default=None)
-configitem(b"keyvault", b"verify-challenge-resource", default=True)
-configitem(b"keyvault", b"timeout", default=10.0)
-configitem(b"keyvault", b"name-prefix", default=b"hg-")
-configitem(b"keyvault", b"provider", default=None)
-configitem(b"keyvault", b"keyring", default=b"auto")
-configitem(b"keyvault", b"expiry-warning", default=14)
-configitem(b"keyvault", b"audit-log", default=None)
-# The vault ref of the SMTP password (hg email); see smtp.py.
-configitem(b"smtp", b"vault", default=None)
-configitem(b"keyvault", b"token-cache", default=True)
-configitem(b"keyvault", b"secret-cache", default=0.0)
-# The environment variable holding the CI's ID token (GitLab/Heptapod id_tokens:).
-configitem(b"keyvault", b"id-token-env", default=None)
+# Registered with Mercurial in the package's ``__init__`` (the module that loads with every
+# command); named here too for the code and tests that look for them in ``config``.
+from . import configtable  # noqa: F401
 
 CREDENTIAL_CHOICES = (
     b"auto",
