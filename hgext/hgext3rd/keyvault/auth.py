@@ -1,7 +1,8 @@
 """Mercurial's HTTP authentication points, wrapped (never replaced).
 
 Installed only once ``mercurial.url`` has actually been executed (see
-``loadhook``), so commands that never talk HTTP pay nothing.
+``on_module_executed`` in the package's ``__init__``), so commands that never talk
+HTTP pay nothing.
 
 A vault password is bound to the origin of the group that released it: after
 one successful login Mercurial adds the cached Basic header to every later
