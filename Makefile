@@ -123,8 +123,15 @@ cross-check:
 rust-test: emulator
 	$(CARGO) test -q --workspace
 
+# pytest-xdist: test modules in parallel, each module whole on one worker (--dist loadfile: a
+# module's servers are module-scoped fixtures). Nothing global is shared between modules: free
+# ports, private directories, a private D-Bus per keyring module, and kernel-keyring keys that
+# each module tells apart by their description (this bed's ports) or by its own group id.
+# PYTEST_WORKERS=0 runs in one process (e.g. with -s to watch one module's output).
+PYTEST_WORKERS ?= auto
+PYTEST_XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 py-test: deps build emulator
-	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) -m pytest -q tests
+	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) -m pytest -q $(PYTEST_XDIST) tests
 
 test: deps
 	@$(MAKE) --no-print-directory lint
