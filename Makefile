@@ -3,14 +3,16 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-VENV ?= .venv
+MAIN_VENV := .venv
+VENV ?= $(MAIN_VENV)
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 EMULATOR := target/debug/hg-keyvault-emulator
 # The Mercurial `make test` runs (the newest line); `make test-compat` reruns the end-to-end suite
 # with the same rules in its own venv against COMPAT_HG_VERSION, the oldest line we support:
 # Debian 12 (stable) ships 6.3.2, and 6.3.3 is that line's last release on PyPI.
-HG_VERSION ?= $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+PINNED_HG_VERSION := $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+HG_VERSION ?= $(PINNED_HG_VERSION)
 COMPAT_HG_VERSION := 6.3.3
 COMPAT_VENV := .venv-compat
 # hg-git (tests/test_hggit.py) in its own venv: its newest release supports Mercurial 6.6-6.9 only
@@ -98,6 +100,20 @@ deps: apt venv chg
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml
 
+# What py-test installs the extension with: `build`, or for test-compat `compat-build`.
+PY_BUILD ?= build
+# The compat venv gets the editable install `make build` made in $(MAIN_VENV), copied: its .pth
+# line to hgext/ and its distribution metadata (which `hg version` reads instead of loading the
+# native module). The module is abi3, the same file for any venv. A maturin develop of its own
+# would rebuild pyo3 and the bindings for that venv's interpreter path (about 30 s on 2 cores),
+# and the next `make build` would rebuild them back.
+compat-build: venv
+	@$(MAKE) --no-print-directory VENV=$(MAIN_VENV) HG_VERSION=$(PINNED_HG_VERSION) build
+	from=$$($(MAIN_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	to=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	rm -rf "$$to"/hg_keyvault-*.dist-info "$$to"/hg_keyvault.pth; \
+	cp -r "$$from"/hg_keyvault-*.dist-info "$$from"/hg_keyvault.pth "$$to"/
+
 emulator:
 	$(CARGO) build -q -p hg-keyvault-emulator
 
@@ -130,7 +146,7 @@ rust-test: emulator
 # PYTEST_WORKERS=0 runs in one process (e.g. with -s to watch one module's output).
 PYTEST_WORKERS ?= auto
 PYTEST_XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
-py-test: deps build emulator
+py-test: deps $(PY_BUILD) emulator
 	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) -m pytest -q $(PYTEST_XDIST) tests
 
 test: deps
@@ -159,7 +175,8 @@ hggit-run: hggit-venv
 
 # The same end-to-end suite (hg, chg and the test bed's hgweb all from that venv) on the older line.
 test-compat:
-	@$(MAKE) --no-print-directory VENV=$(COMPAT_VENV) HG_VERSION=$(COMPAT_HG_VERSION) py-test
+	@$(MAKE) --no-print-directory VENV=$(COMPAT_VENV) HG_VERSION=$(COMPAT_HG_VERSION) \
+	  PY_BUILD=compat-build py-test
 
 # The release artefacts: one abi3 wheel for every CPython >= 3.9 on Linux x86_64, and the sdist
 # (the extension, the core and the bindings; not the emulator) that builds it anywhere with Rust.
