@@ -3,14 +3,16 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-VENV ?= .venv
+MAIN_VENV := .venv
+VENV ?= $(MAIN_VENV)
 PY := $(VENV)/bin/python
 CARGO ?= cargo
 EMULATOR := target/debug/hg-keyvault-emulator
 # The Mercurial `make test` runs (the newest line); `make test-compat` reruns the end-to-end suite
 # with the same rules in its own venv against COMPAT_HG_VERSION, the oldest line we support:
 # Debian 12 (stable) ships 6.3.2, and 6.3.3 is that line's last release on PyPI.
-HG_VERSION ?= $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+PINNED_HG_VERSION := $(shell sed -n 's/^mercurial==//p' tests/requirements.txt)
+HG_VERSION ?= $(PINNED_HG_VERSION)
 COMPAT_HG_VERSION := 6.3.3
 COMPAT_VENV := .venv-compat
 # hg-git (tests/test_hggit.py) in its own venv: its newest release supports Mercurial 6.6-6.9 only
@@ -46,7 +48,7 @@ DIST := dist
 MANYLINUX := manylinux2014
 ZIGLANG := ziglang==0.13.0
 
-.PHONY: help deps apt venv chg build emulator lint cross-check rust-test py-test test test-compat demo \
+.PHONY: help deps apt venv chg build compat-build emulator lint cross-check rust-test py-test test test-compat demo \
 	hggit-venv hggit-test hggit-run \
 	sandbox sandbox-stop fuzz bench clean dist test-dist
 
@@ -98,6 +100,20 @@ deps: apt venv chg
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml
 
+# What py-test installs the extension with: `build`, or for test-compat `compat-build`.
+PY_BUILD ?= build
+# The compat venv gets the editable install `make build` made in $(MAIN_VENV), copied: its .pth
+# line to hgext/ and its distribution metadata (which `hg version` reads instead of loading the
+# native module). The module is abi3, the same file for any venv. A maturin develop of its own
+# would rebuild pyo3 and the bindings for that venv's interpreter path (about 30 s on 2 cores),
+# and the next `make build` would rebuild them back.
+compat-build: venv
+	@$(MAKE) --no-print-directory VENV=$(MAIN_VENV) HG_VERSION=$(PINNED_HG_VERSION) build
+	from=$$($(MAIN_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	to=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	rm -rf "$$to"/hg_keyvault-*.dist-info "$$to"/hg_keyvault.pth; \
+	cp -r "$$from"/hg_keyvault-*.dist-info "$$from"/hg_keyvault.pth "$$to"/
+
 emulator:
 	$(CARGO) build -q -p hg-keyvault-emulator
 
@@ -123,8 +139,15 @@ cross-check:
 rust-test: emulator
 	$(CARGO) test -q --workspace
 
-py-test: deps build emulator
-	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) -m pytest -q tests
+# pytest-xdist: test modules in parallel, each module whole on one worker (--dist loadfile: a
+# module's servers are module-scoped fixtures). Nothing global is shared between modules: free
+# ports, private directories, a private D-Bus per keyring module, and kernel-keyring keys that
+# each module tells apart by their description (this bed's ports) or by its own group id.
+# PYTEST_WORKERS=0 runs in one process (e.g. with -s to watch one module's output).
+PYTEST_WORKERS ?= auto
+PYTEST_XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+py-test: deps $(PY_BUILD) emulator
+	HG_KEYVAULT_EMULATOR=$(abspath $(EMULATOR)) $(PY) -m pytest -q $(PYTEST_XDIST) tests
 
 test: deps
 	@$(MAKE) --no-print-directory lint
@@ -152,7 +175,8 @@ hggit-run: hggit-venv
 
 # The same end-to-end suite (hg, chg and the test bed's hgweb all from that venv) on the older line.
 test-compat:
-	@$(MAKE) --no-print-directory VENV=$(COMPAT_VENV) HG_VERSION=$(COMPAT_HG_VERSION) py-test
+	@$(MAKE) --no-print-directory VENV=$(COMPAT_VENV) HG_VERSION=$(COMPAT_HG_VERSION) \
+	  PY_BUILD=compat-build py-test
 
 # The release artefacts: one abi3 wheel for every CPython >= 3.9 on Linux x86_64, and the sdist
 # (the extension, the core and the bindings; not the emulator) that builds it anywhere with Rust.
@@ -203,6 +227,11 @@ FUZZ_SECONDS ?= 60
 # Stop each target after this many executions instead (FUZZ_SECONDS still bounds it), e.g.
 # `make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=3600`.
 FUZZ_RUNS ?=
+# AddressSanitizer by default on nightly. FUZZ_SANITIZER=none is the choice for long execution
+# counts: the fuzzed code is safe Rust (no `unsafe` on these paths), whose bounds and overflow checks
+# (cargo-fuzz builds with debug assertions) already panic on a memory error, so ASan adds little
+# there and costs about half the rate (docs/core.md has the figures).
+FUZZ_SANITIZER ?= address
 FUZZ_TARGETS := ref_parser origin_matcher config_reader
 CARGO_FUZZ := .work/tools/bin/cargo-fuzz
 FUZZ_NIGHTLY := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo yes)
@@ -212,16 +241,19 @@ fuzz:
 	@: > .work/reports/fuzz.txt
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p rust/keyvault-core/fuzz/corpus/$$t; \
-	  if [ -n "$(FUZZ_NIGHTLY)" ]; then tc=nightly; san=address; boot=; else tc=stable; san=none; boot=1; fi; \
+	  if [ -n "$(FUZZ_NIGHTLY)" ]; then tc=nightly; san=$(FUZZ_SANITIZER); boot=; else tc=stable; san=none; boot=1; fi; \
+	  start=$$(date +%s); \
 	  ( cd rust/keyvault-core && RUSTUP_TOOLCHAIN=$$tc RUSTC_BOOTSTRAP=$$boot \
 	    $(abspath $(CARGO_FUZZ)) fuzz run --fuzz-dir fuzz -s $$san $$t fuzz/corpus/$$t fuzz/seeds/$$t \
 	    -- -max_total_time=$(FUZZ_SECONDS) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) -max_len=512 \
 	    -print_final_stats=1 ) 2>&1 \
 	    | tee .work/fuzz-$$t.log | grep -E "^Done|stat::number_of_executed_units|crash-|panicked" || true; \
+	  secs=$$(( $$(date +%s) - start )); \
 	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' .work/fuzz-$$t.log | tail -1); \
 	  rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' .work/fuzz-$$t.log | tail -1); \
+	  corpus=$$(ls rust/keyvault-core/fuzz/corpus/$$t | wc -l); \
 	  found=$$(ls rust/keyvault-core/fuzz/artifacts/$$t 2>/dev/null | wc -l); \
-	  echo "$$t ($$tc, sanitizer $$san): $${runs:-?} executions ($${rate:-?}/s, at most $(FUZZ_SECONDS) s), $$found findings" \
+	  echo "$$t ($$tc, sanitizer $$san): $${runs:-?} executions in $$secs s incl. build ($${rate:-?}/s), corpus $$corpus inputs, $$found findings" \
 	    | tee -a .work/reports/fuzz.txt; \
 	done
 # Not part of `make test` or CI: its own venvs (peers included), release builds, one table.

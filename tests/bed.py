@@ -70,6 +70,8 @@ class Client:
     hgrc: Path
     env: dict[str, str]
     outputs: list[str] = field(default_factory=list)
+    # The group hg runs as (None: ours); see Bed.group.
+    group: int | None = None
 
     def hg(
         self,
@@ -88,6 +90,7 @@ class Client:
             capture_output=True,
             timeout=timeout,
             check=False,
+            group=self.group,
         )
         result = Result(
             [program, *args],
@@ -112,6 +115,9 @@ class Bed:
     emulator: Emulator
     # client() and provision() need only the server's url, username and password.
     server: HgServer | GitServer
+    # The group every client of this bed runs hg as: a module that removes cache keys sets one
+    # of its own (kernel_keys.private_group) so that it removes only keys its clients made.
+    group: int | None = None
 
     def identity_env(self, principal: str | None = None) -> dict[str, str]:
         """The Azure identity environment: the managed identity, or a service principal."""
@@ -163,7 +169,7 @@ class Bed:
             env.update(self.identity_env(principal))
         else:
             env.update(AZURE_AUTHORITY_HOST=self.emulator.authority_host, **identity)
-        return Client(root=root, home=home, hgrc=hgrc, env=env)
+        return Client(root=root, home=home, hgrc=hgrc, env=env, group=self.group)
 
     def provision(self, value: str | bytes | None = None, ref: str = REF) -> Result:
         """Store the server's password (or ``value``) under ``ref`` with ``hg vault set``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import subprocess
 from dataclasses import dataclass
 
 # keyctl(2)'s syscall number per architecture.
@@ -25,6 +26,9 @@ class KernelKey:
     timeout: str
     perm: int
     uid: int
+    # The creating process's group (fsgid): tests run their hg under a group of their own
+    # (bed.Client.group) to tell their keys from everyone else's in the shared user keyring.
+    gid: int
     type: str
     description: str
 
@@ -38,6 +42,19 @@ def available() -> bool:
     return platform.machine() in _SYS_KEYCTL and os.path.exists("/proc/keys")
 
 
+def private_group() -> int | None:
+    """A group id no other live process runs as (derived from this pid), for the hg processes
+    of one test module: the keys they make carry it (``KernelKey.gid``), so the module can find
+    and remove its own keys while other test processes, or other builds of the same uid, write
+    theirs into the same user keyring. None where this process may not change its group."""
+    gid = 2_000_000_000 + os.getpid()
+    try:
+        probe = subprocess.run(["true"], group=gid, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return gid if probe.returncode == 0 else None
+
+
 def ours(prefix: str = "hg-keyvault:") -> list[KernelKey]:
     """Keys whose description starts with ``prefix``."""
     found = []
@@ -46,12 +63,13 @@ def ours(prefix: str = "hg-keyvault:") -> list[KernelKey]:
             parts = line.split(None, 8)
             if len(parts) < 9:
                 continue
-            ident, _flags, _usage, timeout, perm, uid, _gid, kind, rest = parts
+            ident, _flags, _usage, timeout, perm, uid, gid, kind, rest = parts
             description = rest.split(":", 1)[0] if kind != "user" else rest.rsplit(":", 1)[0]
             if description.startswith(prefix):
-                found.append(
-                    KernelKey(int(ident, 16), timeout, int(perm, 16), int(uid), kind, description)
+                key = KernelKey(
+                    int(ident, 16), timeout, int(perm, 16), int(uid), int(gid), kind, description
                 )
+                found.append(key)
     return found
 
 

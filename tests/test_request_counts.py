@@ -24,15 +24,21 @@ pytestmark = pytest.mark.skipif(
 CACHE_PREFIXES = ("hg-keyvault:token:", "hg-keyvault:challenge:", "hg-keyvault:secret:")
 
 
-# Cache keys that existed before this module's emulator started: never touched.
+# The group this module's hg processes run as: the cache keys they make carry it, so these
+# tests remove only their own keys, never those of tests running beside them (pytest-xdist) or
+# of other builds of this uid (the user keyring is shared; test_cache_isolation.py checks that
+# nobody removed its keys). Without the right to change groups: the keys made since this
+# module's emulator started, which is right only when nothing else writes keys meanwhile.
+GROUP = kernel_keys.private_group()
 _before: set[int] = set()
 
 
 def cache_keys(*prefixes: str) -> list[kernel_keys.KernelKey]:
-    """The cache keys these tests made (their descriptions hash this emulator's port)."""
-    return [
-        k for p in prefixes or CACHE_PREFIXES for k in kernel_keys.ours(p) if k.id not in _before
-    ]
+    """The cache keys this module's clients made."""
+    keys = [k for p in prefixes or CACHE_PREFIXES for k in kernel_keys.ours(p)]
+    if GROUP is not None:
+        return [k for k in keys if k.gid == GROUP]
+    return [k for k in keys if k.id not in _before]
 
 
 def drop_cached(*prefixes: str) -> None:
@@ -44,6 +50,7 @@ def drop_cached(*prefixes: str) -> None:
 def bed(tmp_path_factory) -> Bed:
     _before.update(k.id for p in CACHE_PREFIXES for k in kernel_keys.ours(p))
     bed = start_bed(tmp_path_factory.mktemp("counts"))
+    bed.group = GROUP
     try:
         yield bed
     finally:
@@ -219,6 +226,7 @@ def test_concurrent_cold_processes_fetch_one_token(bed, tmp_path):
             env=client.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            group=client.group,
         )
         for _ in range(8)
     ]
@@ -340,7 +348,12 @@ def cloud_named(bed: Bed, tmp_path: Path) -> tuple[list[str], str]:
 
 def run_hg(prefix: list[str], client, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [*prefix, HG, *args], cwd=cwd, env=client.env, capture_output=True, check=False
+        [*prefix, HG, *args],
+        cwd=cwd,
+        env=client.env,
+        capture_output=True,
+        check=False,
+        group=client.group,
     )
     client.outputs += [result.stdout.decode(errors="replace"), result.stderr.decode("replace")]
     return result
@@ -399,6 +412,7 @@ def test_concurrent_cold_processes_on_a_cloud_vault_send_one_request_each(bed, t
             env=client.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            group=client.group,
         )
         for _ in range(16)
     ]
