@@ -201,6 +201,20 @@ def test_a_value_that_is_not_a_key_aborts_naming_the_group_and_ref(bed, sshd, tm
     assert agent_leftovers(tmp_path / "c" / "tmp") == []
 
 
+def test_a_tmpdir_too_long_for_the_agent_socket_is_named_not_a_timeout(bed, sshd, key, tmp_path):
+    client = ssh_client(bed, sshd, tmp_path / "c")
+    long_tmp = tmp_path / "c" / "tmp" / ("t" * 100)
+    long_tmp.mkdir()
+    client.env["TMPDIR"] = str(long_tmp)
+    result = client.hg("clone", sshd.repo_url("repo"), "work")
+    assert result.returncode == 255
+    assert "cannot start ssh-agent: its socket path" in result.stderr, result.stderr
+    assert "set TMPDIR to a shorter directory" in result.stderr
+    assert "did not start within" not in result.stderr
+    assert agent_leftovers(long_tmp) == []
+    assert not (client.home / "work").exists()
+
+
 def test_ssh_urls_no_group_matches_are_left_to_ssh(bed, sshd, key, tmp_path):
     # A group for another port: the vault is never asked, ssh has no key and fails.
     before = len(bed.emulator.requests())

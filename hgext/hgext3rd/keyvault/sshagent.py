@@ -29,6 +29,8 @@ from mercurial import error
 from . import sanitize
 
 START_TIMEOUT = 10.0
+# sun_path holds 108 bytes on Linux (104 on macOS and the BSDs), the terminating NUL included.
+MAX_SOCKET_PATH = 103
 ADD_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
@@ -134,6 +136,14 @@ def start(ui) -> Agent:
     program = _program(ui, "ssh-agent")
     directory = tempfile.mkdtemp(prefix="hg-keyvault-agent-")
     socket_path = os.path.join(directory, "agent.sock")
+    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+        # ssh-agent would exit at once ("path too long"): say so, not "did not start".
+        shutil.rmtree(directory, ignore_errors=True)
+        raise error.Abort(
+            b"keyvault: cannot start ssh-agent: its socket path %s is longer than the %d bytes "
+            b"a Unix socket path can hold" % (sanitize.local(socket_path), MAX_SOCKET_PATH),
+            hint=b"set TMPDIR to a shorter directory (such as /tmp) for hg",
+        )
     try:
         # The program is OpenSSH's ssh-agent found on PATH; the arguments are ours.
         proc = subprocess.Popen(  # noqa: S603
@@ -160,8 +170,15 @@ def start(ui) -> Agent:
     line = stdout.readline() if ready else b""
     stdout.close()
     if not line.startswith(b"SSH_AUTH_SOCK=") or not os.path.exists(socket_path):
+        exited = proc.poll()
         _running.remove(agent)
         agent.stop()
+        if exited is not None:
+            raise error.Abort(
+                b"keyvault: ssh-agent exited with status %d before it listened" % exited,
+                hint=b"check that OpenSSH's ssh-agent runs on this machine "
+                b"(ssh-agent -D -a SOCKET says why)",
+            )
         raise error.Abort(
             b"keyvault: ssh-agent did not start within %d s" % START_TIMEOUT,
             hint=b"check that OpenSSH's ssh-agent runs on this machine",
