@@ -21,6 +21,8 @@ pub enum Provider {
     Azure,
     /// The OS credential store (Secret Service, keyutils, macOS Keychain, Windows).
     Keyring,
+    /// AWS Secrets Manager.
+    Aws,
 }
 
 impl Provider {
@@ -29,6 +31,7 @@ impl Provider {
         match self {
             Provider::Azure => "azure",
             Provider::Keyring => "keyring",
+            Provider::Aws => "aws",
         }
     }
 }
