@@ -62,23 +62,51 @@ where
             ),
         )
         .with_hint("check the network and the endpoint (AWS_ENDPOINT_URL, keyvault.aws-region)"),
-        SdkError::ServiceError(_) => {
-            by_code(err.code().unwrap_or(""), err.message().unwrap_or(""), ctx)
-        }
-        _ => match err.code() {
-            Some(code) => by_code(code, err.message().unwrap_or(""), ctx),
-            None => Error::new(
-                ErrorKind::Service,
-                format!(
-                    "{} answered {} with something hg-keyvault does not understand",
-                    ctx.endpoint, ctx.action
+        _ => {
+            let code = err
+                .code()
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .or_else(|| {
+                    let raw = err.raw_response()?;
+                    Some(code_in_body(raw.body().bytes().unwrap_or_default()))
+                });
+            match code.filter(|c| !c.is_empty()) {
+                Some(code) => by_code(&code, err.message().unwrap_or(""), ctx),
+                None => Error::new(
+                    ErrorKind::Service,
+                    format!(
+                        "{} answered {} on {} with something hg-keyvault does not understand",
+                        ctx.endpoint, ctx.action, ctx.subject
+                    ),
+                )
+                .with_hint(
+                    "check that the endpoint is Secrets Manager (AWS_ENDPOINT_URL_SECRETS_MANAGER)",
                 ),
-            )
-            .with_hint(
-                "check that the endpoint is Secrets Manager (AWS_ENDPOINT_URL_SECRETS_MANAGER)",
-            ),
-        },
+            }
+        }
     }
+}
+
+/// The error code in a body the SDK could not parse for its protocol: moto answers a bad
+/// signature to a JSON-protocol service with the query protocol's XML
+/// (`<Error><Code>SignatureDoesNotMatch</Code>...`), where AWS sends JSON with `__type`.
+fn code_in_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let end = text[start..].find(close)? + start;
+        Some(text[start..end].trim().to_owned())
+    };
+    between("<Code>", "</Code>")
+        .or_else(|| {
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v.get("__type")?
+                .as_str()
+                .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
+        })
+        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
+        .unwrap_or_default()
 }
 
 /// The operation ran out of time.
@@ -322,6 +350,17 @@ mod tests {
         let e = credentials_error(&failed, &ctx());
         assert!(!e.message().contains(secret), "{}", e.message());
         assert!(e.message().contains("web-identity"));
+    }
+
+    #[test]
+    fn codes_are_found_in_xml_or_json_bodies() {
+        let xml = b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>m</Message></Error></ErrorResponse>";
+        assert_eq!(code_in_body(xml), "SignatureDoesNotMatch");
+        assert_eq!(
+            code_in_body(br#"{"__type":"com.amazonaws#UnrecognizedClientException"}"#),
+            "UnrecognizedClientException"
+        );
+        assert_eq!(code_in_body(b"<html>oops</html>"), "");
     }
 
     #[test]
