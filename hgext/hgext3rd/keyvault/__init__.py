@@ -110,8 +110,8 @@ Officer".
 Configs::
 
     [keyvault]
-    # Where secrets live: azure or keyring (default: azure when url is set,
-    # keyring otherwise).
+    # Where secrets live: azure, keyring or aws (AWS Secrets Manager)
+    # (default: azure when url is set, keyring otherwise).
     provider = azure
 
     # The vault's URI (https only).
@@ -146,6 +146,13 @@ Configs::
     # the session bus, else keyutils), secret-service, keyutils,
     # macos-keychain or windows-credential-manager.
     keyring = auto
+
+    # AWS Secrets Manager: the region of secret:// refs (default: none, then
+    # AWS_REGION, AWS_DEFAULT_REGION, the profile's region; ARN refs carry
+    # their own) and the profile of the shared config files (default: none,
+    # then AWS_PROFILE, else default).
+    aws-region = eu-west-1
+    aws-profile = ci
 
     # Days before expiry from which hg vault reports "expiring soon"
     # (default: 14).

@@ -166,6 +166,8 @@ class Vault:
         expiry_warning: float = 14.0,
         id_token_env: str | None = None,
         keyring: str = "auto",
+        aws_region: str | None = None,
+        aws_profile: str | None = None,
     ) -> Vault: ...
     @property
     def provider(self) -> str: ...

@@ -34,6 +34,9 @@ configitem(b"keyvault", b"token-cache", default=True)
 configitem(b"keyvault", b"secret-cache", default=0.0)
 # The environment variable holding the CI's ID token (GitLab/Heptapod id_tokens:).
 configitem(b"keyvault", b"id-token-env", default=None)
+# AWS Secrets Manager (provider = aws): the default region and the shared-config profile.
+configitem(b"keyvault", b"aws-region", default=None)
+configitem(b"keyvault", b"aws-profile", default=None)
 
 CREDENTIAL_CHOICES = (
     b"auto",
@@ -45,7 +48,7 @@ CREDENTIAL_CHOICES = (
 )
 
 
-PROVIDERS = (b"azure", b"keyring")
+PROVIDERS = (b"azure", b"keyring", b"aws")
 
 KEYRINGS = (
     b"auto",
