@@ -43,6 +43,8 @@ def aws_rows(s, work: Path, *, run, interleaved, row, log, repo: Path) -> list[d
             AWS_ENDPOINT_URL=moto.url,
             AWS_CA_BUNDLE=str(moto.ca_file),
             AWS_REGION=REGION,
+            # awscli 1.x (botocore 1.43) reads only AWS_DEFAULT_REGION.
+            AWS_DEFAULT_REGION=REGION,
             AWS_EC2_METADATA_DISABLED="true",
             AWS_CONFIG_FILE=str(s.root / "no-aws-config"),
             AWS_SHARED_CREDENTIALS_FILE=str(s.root / "no-aws-credentials"),
