@@ -36,7 +36,6 @@ def run(ui, opts, **fmopts):
     from . import audit, session
 
     native = session.native_module()
-    settings = config.vault_settings(ui)
     source_name, target_name = _provider(opts, "from"), _provider(opts, "to")
     if source_name == target_name:
         raise error.InputError(
@@ -54,7 +53,7 @@ def run(ui, opts, **fmopts):
     # its ref tag but is not found by that ref here.
     managed, foreign = [], 0
     for ref, props in listed:
-        expected = session.secret_name(ref, settings)
+        expected = session.secret_name(source, ref)
         if expected and expected.lower() == (props.get("name") or "").lower():
             managed.append(ref)
         else:
@@ -66,7 +65,7 @@ def run(ui, opts, **fmopts):
     fm.startitem()
     with fm.nested(b"secrets") as sub:
         for ref in managed:
-            name = session.secret_name(ref, settings)
+            name = session.secret_name(target, ref)
             action, removed, failure = "would copy", False, None
             outcome: dict = {}
             if not dry_run:

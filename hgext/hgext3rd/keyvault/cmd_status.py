@@ -108,7 +108,7 @@ def run(ui, **opts):
     unreadable = 0
     with fm.nested(b"secrets") as sub:
         for group, outcome in zip(groups, outcomes):
-            name = session.secret_name(group.ref, settings)
+            name = session.secret_name(client, group.ref)
             found = UNKNOWN if outcome is None else outcome_state(outcome, native)
             state, props, failed = found.state, found.props, found.error
             if outcome is not None:

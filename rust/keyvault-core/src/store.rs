@@ -189,6 +189,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// Where the secrets live.
     fn info(&self) -> StoreInfo;
 
+    /// The store's own name for `secret_ref` (Key Vault and the keyring: the hashed name;
+    /// Secrets Manager: the prefixed path or the ARN's name): what `hg vault` shows as `name:`,
+    /// what the audit log records, and how `hg vault list` tells a secret of another
+    /// `keyvault.name-prefix` from one this configuration reaches. No I/O.
+    fn name_of(&self, secret_ref: &SecretRef) -> Result<String>;
+
     /// The current version's value and properties (or `version`'s); a disabled, expired or
     /// not yet valid secret is an error of that kind.
     fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret>;

@@ -353,6 +353,13 @@ impl Vault {
         convert::deleted(py, &deleted, id)
     }
 
+    /// The store's own name for `secret_ref` (no I/O): Key Vault's and the keyring's hashed
+    /// name, Secrets Manager's prefixed path or the ARN's name.
+    fn name_of(&self, py: Python<'_>, secret_ref: &str) -> PyResult<String> {
+        let r = parse_ref(py, secret_ref)?;
+        self.store().name_of(&r).map_err(|e| to_pyerr(py, e))
+    }
+
     /// Properties of the current version.
     fn properties<'py>(&self, py: Python<'py>, secret_ref: &str) -> PyResult<Bound<'py, PyDict>> {
         let r = parse_ref(py, secret_ref)?;

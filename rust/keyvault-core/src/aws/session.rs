@@ -5,7 +5,7 @@
 
 use super::credential_cache::{CacheInputs, CachedChain};
 use super::http_client::{InFlight, ReqwestHttpClient};
-use super::identity::{Chain, ProfileFacts};
+use super::identity::{Chain, ProfileFacts, SourceKind};
 use super::names::AwsPrefix;
 use super::region::RegionSources;
 use super::store::AwsStore;
@@ -278,6 +278,14 @@ impl SecretStore for AwsSession {
         }
     }
 
+    fn name_of(&self, secret_ref: &SecretRef) -> Result<String> {
+        match secret_ref.arn() {
+            // The name inside the ARN (as ListSecrets reports it, with AWS's suffix if given).
+            Some(arn) => Ok(arn.name().to_owned()),
+            None => super::names::secret_id(secret_ref, &self.prefix),
+        }
+    }
+
     fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
         run!(self, get(secret_ref, version))
     }
@@ -370,20 +378,25 @@ impl SecretStore for AwsSession {
         let live = self.live()?;
         let (arn, account, user_id) = live.runtime.block_on(live.store.caller())?;
         let answered = live.store.credentials.chain().answered();
-        let (link_id, via) = match answered {
-            Some(a) => (a.kind.as_str(), a.label),
-            None => ("unknown", "unknown".to_owned()),
+        let (link_id, via, from_profile) = match answered {
+            Some(a) => (a.kind.as_str(), a.label, a.kind == SourceKind::Profile),
+            None => ("unknown", "unknown".to_owned(), false),
         };
+        let mut ids = vec![
+            ("caller_arn", Some(arn)),
+            ("account", Some(account)),
+            ("user_id", Some(user_id)),
+        ];
+        // The profile's name only when the profile answered: with environment keys or a role
+        // the default profile played no part, and naming it would mislead.
+        if from_profile {
+            ids.push(("profile", Some(live.profile.name.clone())));
+        }
         Ok(Some(StoreIdentity {
             credential: "auto",
             link_id,
             via,
-            ids: vec![
-                ("caller_arn", Some(arn)),
-                ("account", Some(account)),
-                ("user_id", Some(user_id)),
-                ("profile", Some(live.profile.name.clone())),
-            ],
+            ids,
         }))
     }
 

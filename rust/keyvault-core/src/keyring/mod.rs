@@ -343,6 +343,10 @@ impl SecretStore for KeyringStore {
         }
     }
 
+    fn name_of(&self, secret_ref: &SecretRef) -> Result<String> {
+        self.target(secret_ref).map(|t| t.name)
+    }
+
     fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
         let target = self.target(secret_ref)?;
         let version = version.map(str::to_owned);
