@@ -314,11 +314,19 @@ pub(crate) fn reason_text(err: &CredentialsError) -> String {
 }
 
 /// Replaces words that look like AWS keys or tokens (long runs of key characters) by `****`.
+/// Names of environment variables (`AWS_EC2_METADATA_DISABLED`: capitals, digits and `_`) stay:
+/// they are the reason a user needs, and no AWS key id, secret key or token has that shape
+/// (key ids have no `_`; secret keys and tokens are mixed case).
 pub(crate) fn scrub(text: &str) -> String {
     text.split(' ')
         .map(|w| {
             let core = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-            let keyish = core.len() >= 16
+            let variable = core.contains('_')
+                && core
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            let keyish = !variable
+                && core.len() >= 16
                 && core
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
@@ -354,6 +362,11 @@ mod tests {
         assert!(!s.contains("AKIAIOSFODNN7EXAMPLE"), "{s}");
         assert!(s.contains("/var/run/token missing"));
         assert!(!scrub("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").contains("wJalrXUtnFEMI"));
+        // aws-config's reason for a skipped IMDS names the variable: the user needs it.
+        let imds = "IMDS disabled by AWS_EC2_METADATA_DISABLED env var set to `true`";
+        assert_eq!(scrub(imds), imds);
+        // A key id is all capitals and digits, but never has an underscore.
+        assert!(!scrub("key AKIAIOSFODNN7EXAMPLE_").contains("AKIAIOSFODNN7EXAMPLE"));
     }
 
     #[test]
