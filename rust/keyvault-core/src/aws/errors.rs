@@ -115,7 +115,8 @@ pub(crate) fn timeout(ctx: &ErrorContext, in_flight: Option<String>) -> Error {
     Error::new(
         ErrorKind::Timeout,
         format!(
-            "no answer from {whom} within {} ({} of {})",
+            // "(keyvault.timeout)" as the Key Vault and Entra timeouts say it: the setting to raise.
+            "no answer from {whom} within {} (keyvault.timeout) to {} of {}",
             secs(ctx.timeout),
             ctx.action,
             ctx.subject
