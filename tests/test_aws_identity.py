@@ -72,7 +72,11 @@ def _run(aws, client: Client, source_log: list | None = None) -> Run:
     return run
 
 
-def _assert_served(run: Run, *, source: str, caller_arn: str, cold: list[str]) -> dict:
+def _assert_served(
+    run: Run, *, source: str, caller_arn: str, cold: list[str], via: str | None = None
+) -> dict:
+    """``source`` is the chain's source (`identity_source`), ``via`` how `hg vault` words it
+    (default: the same); a profile's name is reported only when the profile answered."""
     assert run.clone.returncode == 0, run.clone.output
     assert run.pull is not None and run.pull.returncode == 0, run.pull.output
     assert run.cold == cold, run.cold
@@ -82,6 +86,9 @@ def _assert_served(run: Run, *, source: str, caller_arn: str, cold: list[str]) -
     assert status["provider"] == "aws", status
     assert status["region"] == "eu-west-1", status
     assert status["identity_source"] == source, status
+    assert status["via"] == (via or source), status
+    if source != "profile":
+        assert "profile" not in status, status
     assert status["caller_arn"] == caller_arn, status
     return status
 
@@ -121,7 +128,7 @@ def test_environment_keys_with_a_session_token(aws, tmp_path):
 @pytest.mark.parametrize("how", ["AWS_PROFILE", "keyvault.aws-profile"])
 def test_shared_credentials_file_profile(aws, tmp_path, how):
     aws.put(ref := unique_ref("profile"))
-    user = aws.moto.create_user(f"hg-profile-{how[-7:].lower()}")
+    user = aws.moto.create_user("hg-profile-" + ("env" if how == "AWS_PROFILE" else "hgrc"))
     creds = tmp_path / "aws" / "credentials"
     creds.parent.mkdir(parents=True)
     _write_private(
@@ -134,7 +141,10 @@ def test_shared_credentials_file_profile(aws, tmp_path, how):
     extra = "[keyvault]\naws-profile = ci\n" if how != "AWS_PROFILE" else ""
     client = aws.client(tmp_path, identity, ref=ref, extra=extra)
     run = _run(aws, client)
-    _assert_served(run, source="profile ci", caller_arn=user["arn"], cold=[GET])
+    status = _assert_served(
+        run, source="profile", via="profile ci", caller_arn=user["arn"], cold=[GET]
+    )
+    assert status["profile"] == "ci", status
     assert run.cold_requests[0].access_key_id == user["aws_access_key_id"]
     _no_leak(client, [user["aws_secret_access_key"].encode()])
 
@@ -143,6 +153,7 @@ def test_config_profile_with_credential_process(aws, tmp_path):
     aws.put(ref := unique_ref("process"))
     role = aws.moto.create_role("hg-process-role")
     keys = aws.moto.assume_role(role, "hg-process")
+    (tmp_path / "aws").mkdir()
     # The helper prints the documented Version 1 JSON (AWS CLI "Sourcing credentials with an
     # external process"); its keys live in a 0600 file as a real helper's store would.
     store = _write_private(tmp_path / "aws" / "store.json", json.dumps({
@@ -160,7 +171,8 @@ def test_config_profile_with_credential_process(aws, tmp_path):
     run = _run(aws, client)
     _assert_served(
         run,
-        source="credential-process",
+        source="profile",
+        via="profile build (credential-process)",
         caller_arn=aws.moto.assumed_role_arn(role, "hg-process"),
         cold=[GET],
     )
@@ -172,6 +184,7 @@ def test_profile_with_role_arn_and_web_identity_token_file(aws, tmp_path):
     role = aws.moto.create_role("hg-irsa-profile-role")
     token = fake_jwt("system:serviceaccount:ci:hg")
     token_file = _write_private(tmp_path / "token", token)
+    (tmp_path / "aws").mkdir()
     _write_private(
         tmp_path / "aws" / "config",
         f"[profile irsa]\nrole_arn = {role}\nweb_identity_token_file = {token_file}\n"
@@ -181,7 +194,8 @@ def test_profile_with_role_arn_and_web_identity_token_file(aws, tmp_path):
     run = _run(aws, client)
     _assert_served(
         run,
-        source="web-identity",
+        source="profile",
+        via="profile irsa (web-identity)",
         caller_arn=aws.moto.assumed_role_arn(role, "hg-irsa-profile"),
         cold=[WEB_IDENTITY, GET],
     )
@@ -205,7 +219,7 @@ def test_web_identity_from_the_environment(aws, tmp_path, ci):
     run = _run(aws, client)
     assert run.clone.returncode == 0, run.clone.output
     status = run.status()
-    assert status["identity_source"] == "web-identity", status
+    assert (status["identity_source"], status["via"]) == ("web-identity", "web-identity"), status
     if ci == "github-actions":
         assert status["caller_arn"] == aws.moto.assumed_role_arn(role, "GitHubActions")
     else:
