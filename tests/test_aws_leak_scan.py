@@ -177,6 +177,11 @@ def test_no_aws_credential_or_value_anywhere(world):
     places += 1
     hits += [f"server hg log: {n}" for n, v in needles.items() if v in server_log]
     for path in aws.root.rglob("*"):
+        # The taps' own recordings hold every process's environment, so the keys the host gave
+        # hg (env keys, the ECS token) are in them by construction: they are searched below,
+        # process by process, where what the host gave is told apart from what hg added.
+        if path.name == "tap.jsonl":
+            continue
         if path.is_file() and not path.is_symlink():
             places += 1
             try:
