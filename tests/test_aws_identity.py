@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from awsbed import fake_jwt, start_aws_bed, unique_ref
 from bed import Client, Result
+from hgserver import HG
 from servers.ecscreds import ContainerCredentials
 from servers.imdsv2 import InstanceMetadata
 
@@ -227,6 +229,36 @@ def test_web_identity_from_the_environment(aws, tmp_path, ci):
     assert run.cold == [WEB_IDENTITY, GET], run.cold
     assert run.warm == [GET], run.warm
     _no_leak(client, [token.encode(), token.rsplit(".", 1)[1].encode()])
+
+
+def test_concurrent_cold_processes_assume_the_role_once(aws, tmp_path):
+    """Eight CI steps starting together with nothing cached: one process calls STS under the
+    cross-process fetch lock, the others find its credentials in the kernel keyring."""
+    aws.put(ref := unique_ref("web-together"))
+    role = aws.moto.create_role("hg-together-role")
+    token_file = _write_private(tmp_path / "token", fake_jwt("together"))
+    identity = {"AWS_ROLE_ARN": role, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file)}
+    client = aws.client(tmp_path, identity, ref=ref)
+    assert client.hg("clone", aws.server.repo_url(), "work").returncode == 0
+    # A new token (as the platform hands out): the cache is keyed by its digest, so cold again.
+    _write_private(token_file, token := fake_jwt("together"))
+    mark = aws.moto.mark()
+    procs = [
+        subprocess.Popen(
+            [HG, "pull"],
+            cwd=client.home / "work",
+            env=client.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(8)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    calls = aws.moto.calls(mark)
+    assert calls.count(WEB_IDENTITY) == 1, calls
+    assert calls.count(GET) == 8, calls
+    assert not [o for o in outputs if token in o]
 
 
 @pytest.mark.parametrize("token_from", ["variable", "file"], ids=["ecs", "eks-pod-identity"])

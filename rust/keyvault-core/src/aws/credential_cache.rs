@@ -14,8 +14,14 @@
 //!   kernel key expires then too.
 //! - Static keys (environment, a profile's `aws_access_key_id`) have no expiry and are never
 //!   cached: they are read locally anyway.
+//! - One fetch at a time per key across this user's processes ([`crate::cache_lock`], as for
+//!   Entra tokens): when 8 CI steps start together with nothing cached, one calls STS (or the
+//!   container endpoint, IMDS, the credential process) and the others find its credentials in
+//!   the kernel keyring once the lock is theirs. Waiting is bounded (half the timeout, at most
+//!   5 s); past it a process fetches on its own.
 
 use super::identity::{Answered, Chain, SourceKind};
+use crate::cache_lock::LockDir;
 use crate::cache_seal::{CacheSeal, Material, Purpose};
 use crate::kernel_keys::KernelKeys;
 use crate::store::{CacheStore, TokenSource};
@@ -30,6 +36,9 @@ use zeroize::Zeroizing;
 
 /// Longest margin between the end of use here and the credentials' expiry.
 const MAX_MARGIN: Duration = Duration::from_secs(300);
+
+/// Longest wait for another process's fetch (the token cache's bound).
+const MAX_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Payload {
@@ -162,6 +171,12 @@ pub(crate) struct CachedChain {
     key: String,
     seal: CacheSeal,
     kernel: Option<KernelKeys>,
+    /// The cross-process fetch locks (only with the kernel keyring: without it nobody could
+    /// find what the lock holder fetched).
+    locks: Option<LockDir>,
+    lock_wait: Duration,
+    /// One fetch at a time in this process too (parallel reads of `hg vault`).
+    fetching: futures::lock::Mutex<()>,
     memory: Mutex<Option<(Credentials, Answered, SystemTime)>>,
     last: Mutex<Option<TokenSource>>,
 }
@@ -176,13 +191,23 @@ impl std::fmt::Debug for CachedChain {
 }
 
 impl CachedChain {
-    /// `chain` behind the cache keyed and sealed by `inputs`; `shared` = `keyvault.token-cache`.
-    pub(crate) fn new(chain: Arc<Chain>, inputs: &CacheInputs, shared: bool) -> Self {
+    /// `chain` behind the cache keyed and sealed by `inputs`; `shared` = `keyvault.token-cache`;
+    /// `timeout` = `keyvault.timeout` (a wait for another process's fetch takes half at most).
+    pub(crate) fn new(
+        chain: Arc<Chain>,
+        inputs: &CacheInputs,
+        shared: bool,
+        timeout: Duration,
+    ) -> Self {
+        let kernel = if shared { KernelKeys::open() } else { None };
         Self {
             chain,
             key: inputs.key(),
             seal: inputs.seal(),
-            kernel: if shared { KernelKeys::open() } else { None },
+            locks: kernel.as_ref().and_then(|_| LockDir::open()),
+            kernel,
+            lock_wait: (timeout / 2).min(MAX_LOCK_WAIT),
+            fetching: futures::lock::Mutex::new(()),
             memory: Mutex::new(None),
             last: Mutex::new(None),
         }
@@ -214,6 +239,11 @@ impl CachedChain {
 
     fn description(&self) -> String {
         format!("hg-keyvault:aws-credentials:{}", self.key)
+    }
+
+    /// The lock file's name: apart from the Entra token locks (their keys hash other inputs).
+    fn lock_name(&self) -> String {
+        format!("aws-credentials-{}", self.key)
     }
 
     fn note(&self, source: TokenSource) {
@@ -317,6 +347,15 @@ impl CachedChain {
     }
 
     async fn credentials(&self) -> aws_credential_types::provider::Result {
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        let _local = self.fetching.lock().await;
+        let _file = match &self.locks {
+            Some(dir) => dir.lock(&self.lock_name(), self.lock_wait).await,
+            None => None,
+        };
+        // Whoever held the lock before may have fetched and cached them meanwhile.
         if let Some(c) = self.fresh() {
             return Ok(c);
         }

@@ -163,7 +163,12 @@ impl AwsSession {
             .with_timeout_config(timeouts.clone());
         let chain = Arc::new(Chain::standard(&provider_config, &profile));
         let inputs = CacheInputs::from_env(&profile, &sts_region);
-        let credentials = Arc::new(CachedChain::new(chain, &inputs, self.config.token_cache));
+        let credentials = Arc::new(CachedChain::new(
+            chain,
+            &inputs,
+            self.config.token_cache,
+            timeout,
+        ));
 
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http)
