@@ -266,6 +266,8 @@ bench: apt
 	$(BENCH)/venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 	test -x $(BENCH)/az/bin/az || { python3 -m venv $(BENCH)/az && \
 	  $(BENCH)/az/bin/pip install -q --disable-pip-version-check -r bench/requirements-az.txt; }
+	test -x $(BENCH)/awscli/bin/aws || { python3 -m venv $(BENCH)/awscli && \
+	  $(BENCH)/awscli/bin/pip install -q --disable-pip-version-check -r bench/requirements-awscli.txt; }
 	$(CARGO) build -q --release -p hg-keyvault-emulator
 	$(CARGO) build -q --release -p hg-keyvault-core --example fetch_one
 	rm -rf $(BENCH)/wheels

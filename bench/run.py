@@ -31,8 +31,8 @@ from bed import Bed, start_bed  # noqa: E402
 from hgserver import HG  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
-# Which groups of rows to measure (all by default): idle,pull,tokens,fresh,stampede,groups.
-ROWS = set(os.environ.get("BENCH_ROWS", "idle,pull,tokens,fresh,stampede,groups").split(","))
+# Which groups of rows to measure (all by default): idle,pull,tokens,fresh,stampede,groups,aws.
+ROWS = set(os.environ.get("BENCH_ROWS", "idle,pull,tokens,fresh,stampede,groups,aws").split(","))
 # A vault host under Key Vault's public suffix, mapped to 127.0.0.1 by bench/run.sh in a
 # private mount namespace's /etc/hosts (never looked up otherwise: no DNS query leaves).
 CLOUD_HOST = "hg-keyvault-bench.vault.azure.net"
@@ -896,6 +896,11 @@ def main() -> int:
         if "groups" in ROWS:
             log("hg vault with 200 groups")
             rows += many_groups_rows(s)
+        if "aws" in ROWS:
+            log("AWS Secrets Manager (moto): warm pull, fresh-process fetch vs boto3 and aws")
+            from aws_rows import aws_rows
+
+            rows += aws_rows(s, work, run=run, interleaved=interleaved, row=row, log=log, repo=REPO)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
             f"\nMedians of {RUNS} runs (hg vault rows: {max(10, RUNS // 2)}), release builds, "

@@ -75,7 +75,7 @@ def test_settings_are_hashable_and_equal_for_equal_config(tmp_path):
         ("timeout = 0", b"keyvault.timeout: must be a positive number of seconds, not 0", b"10"),
         ("secret-cache = -1", b"keyvault.secret-cache: must be a number of seconds", b"0"),
         ("url = http://a.vault.azure.net/", b"'http://a.vault.azure.net/' is not an https://", b""),
-        ("provider = aws", b"keyvault.provider: unknown provider 'aws'", b"azure, keyring"),
+        ("provider = gcp", b"keyvault.provider: unknown provider 'gcp'", b"azure, keyring, aws"),
         ("keyring = pass", b"keyvault.keyring: unknown keyring 'pass'", b"keyutils"),
         ("expiry-warning = -2", b"keyvault.expiry-warning: must be a number of days", b"14"),
     ],
@@ -123,7 +123,9 @@ def test_the_providers_are_those_of_the_core_table():
 
 def test_store_kwargs_carry_every_option_for_any_provider(tmp_path):
     ui = make_ui(
-        tmp_path, "[keyvault]\nurl = https://contoso.vault.azure.net/\nkeyring = keyutils\n"
+        tmp_path,
+        "[keyvault]\nurl = https://contoso.vault.azure.net/\nkeyring = keyutils\n"
+        "aws-region = eu-west-1\naws-profile = ci\n",
     )
     settings = config.vault_settings(ui)
     kwargs = settings.store_kwargs()
@@ -131,4 +133,6 @@ def test_store_kwargs_carry_every_option_for_any_provider(tmp_path):
         **settings.native_kwargs(),
         "url": "https://contoso.vault.azure.net/",
         "keyring": "keyutils",
+        "aws_region": "eu-west-1",
+        "aws_profile": "ci",
     }

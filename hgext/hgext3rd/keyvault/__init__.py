@@ -110,8 +110,8 @@ Officer".
 Configs::
 
     [keyvault]
-    # Where secrets live: azure or keyring (default: azure when url is set,
-    # keyring otherwise).
+    # Where secrets live: azure, keyring or aws (AWS Secrets Manager)
+    # (default: azure when url is set, keyring otherwise).
     provider = azure
 
     # The vault's URI (https only).
@@ -146,6 +146,13 @@ Configs::
     # the session bus, else keyutils), secret-service, keyutils,
     # macos-keychain or windows-credential-manager.
     keyring = auto
+
+    # AWS Secrets Manager: the region of secret:// refs (default: none, then
+    # AWS_REGION, AWS_DEFAULT_REGION, the profile's region; ARN refs carry
+    # their own) and the profile of the shared config files (default: none,
+    # then AWS_PROFILE, else default).
+    aws-region = eu-west-1
+    aws-profile = ci
 
     # Days before expiry from which hg vault reports "expiring soon"
     # (default: 14).
@@ -231,6 +238,9 @@ _configitem(b"keyvault", b"token-cache", default=True)
 _configitem(b"keyvault", b"secret-cache", default=0.0)
 # The environment variable holding the CI's ID token (GitLab/Heptapod id_tokens:).
 _configitem(b"keyvault", b"id-token-env", default=None)
+# AWS Secrets Manager (provider = aws): the default region and the shared-config profile.
+_configitem(b"keyvault", b"aws-region", default=None)
+_configitem(b"keyvault", b"aws-profile", default=None)
 
 # ``hg vault``: its help and options; what it does is in ``commands`` (and each subcommand's
 # ``cmd_*`` module), loaded when it runs. The option texts are not passed through ``_()``: no

@@ -78,13 +78,21 @@ class _CopyOutcome(TypedDict):
     target: _Properties
     request_id: str | None
 
-class _IdentityInfo(TypedDict):
+class _IdentityInfo(TypedDict, total=False):
     link: str
     link_id: str | None
     via: str | None
+    # The store's id names, in the order to show them; each is a key of this dict too.
+    ids: list[str]
+    # Key Vault's ids.
     tenant_id: str | None
     client_id: str | None
     object_id: str | None
+    # AWS's ids (sts:GetCallerIdentity, the profile).
+    caller_arn: str | None
+    account: str | None
+    user_id: str | None
+    profile: str | None
 
 class _CacheStatus(TypedDict):
     token_cache: Literal["kernel-keyring", "process"] | None
@@ -166,6 +174,8 @@ class Vault:
         expiry_warning: float = 14.0,
         id_token_env: str | None = None,
         keyring: str = "auto",
+        aws_region: str | None = None,
+        aws_profile: str | None = None,
     ) -> Vault: ...
     @property
     def provider(self) -> str: ...
@@ -190,6 +200,7 @@ class Vault:
         tags: dict[str, str] | None = None,
     ) -> _CheckedProperties: ...
     def delete(self, secret_ref: str) -> _Deleted: ...
+    def name_of(self, secret_ref: str) -> str: ...
     def properties(self, secret_ref: str) -> _Properties: ...
     def versions(self, secret_ref: str) -> builtins.list[_Properties]: ...
     def ping(self) -> None: ...

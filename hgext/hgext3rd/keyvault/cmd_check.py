@@ -92,7 +92,6 @@ def run(ui, url: str, reveal: bool, **opts):
     if reveal:
         _refuse_reveal(ui, opts)
     native = session.native_module()
-    settings = config.vault_settings(ui)
     groups = config.vault_groups(ui)
     parsed = urlutil.url(pycompat.bytesurl(url))
     user = pycompat.strurl(parsed.user) if parsed.user else None
@@ -133,7 +132,7 @@ def run(ui, url: str, reveal: bool, **opts):
         return 1
 
     client = session.vault(ui)
-    name = session.secret_name(chosen.ref, settings)
+    name = session.secret_name(client, chosen.ref)
     found = secret_state(client, chosen.ref, native)
     state, props, failed = found.state, found.props, found.error
     audit.record(

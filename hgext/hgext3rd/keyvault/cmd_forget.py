@@ -7,7 +7,6 @@ from __future__ import annotations
 from mercurial import error, pycompat
 from mercurial.i18n import _
 
-from . import config
 from .output import b, date, iso, opt
 
 
@@ -15,9 +14,8 @@ def run(ui, ref: str, yes: bool, **opts):
     from . import audit, session
 
     native = session.native_module()
-    settings = config.vault_settings(ui)
     client = session.vault(ui)
-    name = session.secret_name(ref, settings)
+    name = session.secret_name(client, ref)
     info = client.info()
     where = client.url or "the %s %s" % (info["location"], info["label"])
     if not yes:

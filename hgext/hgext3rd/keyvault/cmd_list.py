@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from mercurial import pycompat
 
-from . import config
 from .output import b, date, iso, opt, tags_text, user_tags, write_error
 
 
@@ -14,7 +13,6 @@ def run(ui, **opts):
     from . import session
 
     native = session.native_module()
-    settings = config.vault_settings(ui)
     client = session.vault(ui)
     try:
         listed = client.list()
@@ -25,7 +23,7 @@ def run(ui, **opts):
     fm = ui.formatter(b"vault", pycompat.byteskwargs(opts))
     for ref, props in managed:
         failure, versions, note = None, [], None
-        expected = session.secret_name(ref, settings) or ""
+        expected = session.secret_name(client, ref) or ""
         if expected.lower() != (props.get("name") or "").lower():
             # Stored by a configuration with another name prefix: this one cannot reach it by
             # its ref, so its versions are not asked for.

@@ -1,7 +1,8 @@
 """``hg vault migrate --from P --to P``: copy every secret hg-keyvault manages
-from one provider to the other (keyring <-> azure). Each copy is a new version
-in the target, with the source's expiry and tags, verified by reading it back
-and comparing digests in the core (no value, nor its digest, reaches Python).
+from one provider to another (any two of the core's provider table: keyring,
+azure, aws). Each copy is a new version in the target, with the source's
+expiry and tags, verified by reading it back and comparing digests in the core
+(no value, nor its digest, reaches Python).
 Idempotent: a secret whose current value is already in the target is left
 alone. The source is untouched unless ``--remove-source``."""
 
@@ -14,12 +15,19 @@ from . import config
 from .output import b, opt, write_error
 
 
+def _known() -> bytes:
+    """The providers of the core's table (this build's), comma-separated."""
+    from . import session
+
+    return b", ".join(b(name) for name, _needs in session.native_module().providers())
+
+
 def _provider(opts, key: str) -> str:
     value = opts.get(key) or b""
     if value not in config.PROVIDERS:
         raise error.InputError(
             _(b"--%s: '%s' is not a provider") % (pycompat.sysbytes(key), value),
-            hint=_(b"use --from keyring --to azure, or --from azure --to keyring"),
+            hint=_(b"use two of: %s") % _known(),
         )
     return value.decode("ascii")
 
@@ -28,12 +36,11 @@ def run(ui, opts, **fmopts):
     from . import audit, session
 
     native = session.native_module()
-    settings = config.vault_settings(ui)
     source_name, target_name = _provider(opts, "from"), _provider(opts, "to")
     if source_name == target_name:
         raise error.InputError(
             _(b"--from and --to are both %s") % b(source_name),
-            hint=_(b"migrate between two providers: keyring and azure"),
+            hint=_(b"migrate between two different providers of: %s") % _known(),
         )
     dry_run, remove = bool(opts.get("dry_run")), bool(opts.get("remove_source"))
     source = session.vault(ui, source_name)
@@ -46,7 +53,7 @@ def run(ui, opts, **fmopts):
     # its ref tag but is not found by that ref here.
     managed, foreign = [], 0
     for ref, props in listed:
-        expected = session.secret_name(ref, settings)
+        expected = session.secret_name(source, ref)
         if expected and expected.lower() == (props.get("name") or "").lower():
             managed.append(ref)
         else:
@@ -58,7 +65,7 @@ def run(ui, opts, **fmopts):
     fm.startitem()
     with fm.nested(b"secrets") as sub:
         for ref in managed:
-            name = session.secret_name(ref, settings)
+            name = session.secret_name(target, ref)
             action, removed, failure = "would copy", False, None
             outcome: dict = {}
             if not dry_run:

@@ -9,7 +9,6 @@ import time
 from mercurial import error, pycompat
 from mercurial.i18n import _
 
-from . import config
 from .output import b, date, iso, opt, user_tags
 
 
@@ -86,7 +85,6 @@ def run(ui, ref, expires=b"", tag=(), **opts):
     from . import audit, session
 
     native = session.native_module()
-    settings = config.vault_settings(ui)
     expires_at = parse_expires(expires) if expires else None
     tags = parse_tags(tag or ())
     client = session.vault(ui)
@@ -96,7 +94,7 @@ def run(ui, ref, expires=b"", tag=(), **opts):
             _(b"refusing to store an empty value for %s") % b(ref),
             hint=_(b"pipe the value on stdin: printf '%s' \"$VALUE\" | hg vault set REF"),
         )
-    name = session.secret_name(ref, settings)
+    name = session.secret_name(client, ref)
     try:
         props = client.set(ref, value, expires=expires_at, tags=tags or None)
     except native.KeyVaultError as exc:

@@ -71,16 +71,21 @@ def run(ui, **opts):
     fm.data(ci_job=opt(job))
     if job:
         fm.plain(b"ci job:     %s\n" % b(job))
-    fm.data(
-        tenant_id=opt(identity.get("tenant_id")),
-        client_id=opt(identity.get("client_id")),
-        object_id=opt(identity.get("object_id")),
-    )
-    if identity:
-        fm.plain(
-            b"identity:   tenant %s, client %s, object %s\n"
-            % tuple(b(identity.get(k) or "?") for k in ("tenant_id", "client_id", "object_id"))
-        )
+    # The store names its own ids (Key Vault: tenant, client, object; AWS: caller ARN, account).
+    ids = list(identity.get("ids") or ())
+    azure_ids = ["tenant_id", "client_id", "object_id"]
+    if not ids or ids == azure_ids:
+        fm.data(**{k: opt(identity.get(k)) for k in azure_ids})
+        if identity:
+            fm.plain(
+                b"identity:   tenant %s, client %s, object %s\n"
+                % tuple(b(identity.get(k) or "?") for k in azure_ids)
+            )
+    else:
+        fm.data(identity_source=opt(identity.get("link_id")))
+        fm.data(**{k: opt(identity.get(k)) for k in ids})
+        shown = [b"%s %s" % (b(k.replace("_", " ")), b(identity.get(k) or "?")) for k in ids]
+        fm.plain(b"identity:   %s\n" % b", ".join(shown))
     fm.data(answered=answered, elapsed_ms=elapsed_ms)
     fm.data(asked=asked)
     if asked:
@@ -103,7 +108,7 @@ def run(ui, **opts):
     unreadable = 0
     with fm.nested(b"secrets") as sub:
         for group, outcome in zip(groups, outcomes):
-            name = session.secret_name(group.ref, settings)
+            name = session.secret_name(client, group.ref)
             found = UNKNOWN if outcome is None else outcome_state(outcome, native)
             state, props, failed = found.state, found.props, found.error
             if outcome is not None:

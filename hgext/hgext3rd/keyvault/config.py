@@ -25,7 +25,7 @@ CREDENTIAL_CHOICES = (
 )
 
 
-PROVIDERS = (b"azure", b"keyring")
+PROVIDERS = (b"azure", b"keyring", b"aws")
 
 KEYRINGS = (
     b"auto",

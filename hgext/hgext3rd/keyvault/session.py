@@ -89,9 +89,10 @@ def vault(ui, provider: str | None = None) -> Vault:
     return client
 
 
-def secret_name(ref: str, settings: config.VaultSettings) -> str | None:
+def secret_name(client: Vault, ref: str) -> str | None:
+    """The name ``client``'s store keeps ``ref`` under (None when it cannot hold that ref)."""
     try:
-        return _native.secret_name(ref, settings.name_prefix)
+        return client.name_of(ref)
     except KeyVaultError:
         return None
 
@@ -111,7 +112,7 @@ def read(
         return dataclasses.replace(held, context=context, group=group)
     client = vault(ui)
     start = time.monotonic()
-    name = secret_name(ref, settings)
+    name = secret_name(client, ref)
     group_name = group.name if group is not None else None
     try:
         value, props = client.get(ref)

@@ -58,6 +58,8 @@ class VaultSettings(NamedTuple):
     token_cache: bool = True
     secret_cache: float = 0.0
     id_token_env: str | None = None
+    aws_region: str | None = None
+    aws_profile: str | None = None
 
     def keyring_kwargs(self) -> dict:
         return {
@@ -69,7 +71,13 @@ class VaultSettings(NamedTuple):
 
     def store_kwargs(self) -> dict:
         """Every option, for ``Vault.open``: each provider uses those it needs."""
-        return {**self.native_kwargs(), "url": self.url, "keyring": self.keyring}
+        return {
+            **self.native_kwargs(),
+            "url": self.url,
+            "keyring": self.keyring,
+            "aws_region": self.aws_region,
+            "aws_profile": self.aws_profile,
+        }
 
     def native_kwargs(self) -> dict:
         return {
@@ -170,6 +178,9 @@ def vault_settings(ui) -> VaultSettings:
         token_cache=ui.configbool(b"keyvault", b"token-cache"),
         secret_cache=secret_cache,
         id_token_env=_text(id_token_env),
+        # Empty (`aws-region =` in a later hgrc) unsets them.
+        aws_region=_text(ui.config(b"keyvault", b"aws-region") or None),
+        aws_profile=_text(ui.config(b"keyvault", b"aws-profile") or None),
     )
 
 

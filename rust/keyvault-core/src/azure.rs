@@ -538,6 +538,14 @@ impl KeyVaultStore {
     }
 
     fn name_for(&self, secret_ref: &SecretRef) -> Result<String> {
+        if secret_ref.arn().is_some() {
+            return Err(Error::bad_ref(format!(
+                "{secret_ref} is a Secrets Manager ARN, which the azure provider cannot read"
+            ))
+            .with_hint(
+                "use a secret:// ref or a Key Vault identifier, or set keyvault.provider = aws",
+            ));
+        }
         if let Some(url) = secret_ref.vault_url() {
             let configured = &self.config.vault_url;
             let same = url.host_str().map(str::to_ascii_lowercase)

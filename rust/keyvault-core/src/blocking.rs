@@ -199,6 +199,13 @@ impl SecretStore for Session {
         Some(self.config.vault_url.to_string())
     }
 
+    fn name_of(&self, secret_ref: &SecretRef) -> Result<String> {
+        Ok(crate::name::secret_name(
+            secret_ref,
+            &self.config.name_prefix,
+        ))
+    }
+
     fn info(&self) -> StoreInfo {
         StoreInfo {
             provider: Provider::Azure,

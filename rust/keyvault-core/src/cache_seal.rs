@@ -78,6 +78,12 @@ impl CacheSeal {
         }
     }
 
+    /// Sealing with the given material per source id (the AWS sources name their own).
+    #[cfg(feature = "aws")]
+    pub(crate) fn from_materials(links: Vec<(&'static str, Material)>) -> Self {
+        Self { links }
+    }
+
     /// `plaintext` sealed for the key `description`, under the material of `link`; `None` if
     /// `link` is not one of this store's (nothing is cached then).
     pub(crate) fn seal(
@@ -171,15 +177,24 @@ fn aad(description: &str, header: &[u8]) -> Vec<u8> {
     aad
 }
 
-/// A link's byte in an entry's header: its place in the chain's table, plus one.
+/// Every source id that can seal an entry: the Azure chain's links, then the AWS sources.
+fn all_link_ids() -> impl Iterator<Item = &'static str> {
+    #[cfg(feature = "aws")]
+    let aws = crate::aws::identity::SEAL_IDS.iter().copied();
+    #[cfg(not(feature = "aws"))]
+    let aws = std::iter::empty();
+    credential::link_ids().chain(aws)
+}
+
+/// A link's byte in an entry's header: its place in the table, plus one.
 fn link_byte(link: &str) -> Option<u8> {
-    credential::link_ids()
+    all_link_ids()
         .position(|l| l == link)
         .and_then(|i| u8::try_from(i + 1).ok())
 }
 
 fn link_from_byte(b: u8) -> Option<&'static str> {
-    credential::link_ids().nth(usize::from(b).checked_sub(1)?)
+    all_link_ids().nth(usize::from(b).checked_sub(1)?)
 }
 
 #[cfg(test)]

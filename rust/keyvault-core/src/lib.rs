@@ -5,6 +5,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
 #[cfg(feature = "azure")]

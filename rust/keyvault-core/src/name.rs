@@ -95,6 +95,7 @@ pub fn secret_name(secret_ref: &SecretRef, prefix: &NamePrefix) -> String {
             name
         }
         SecretRef::VaultId(v) => v.name().to_owned(),
+        SecretRef::Arn(a) => a.name().to_owned(),
     }
 }
 

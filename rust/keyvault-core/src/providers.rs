@@ -36,6 +36,10 @@ pub struct StoreOptions {
     pub id_token_env: Option<String>,
     /// `keyvault.keyring` (the keyring provider).
     pub keyring: String,
+    /// `keyvault.aws-region` (AWS).
+    pub aws_region: Option<String>,
+    /// `keyvault.aws-profile` (AWS).
+    pub aws_profile: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +56,8 @@ impl Default for StoreOptions {
             secret_cache_ttl: None,
             id_token_env: None,
             keyring: "auto".to_owned(),
+            aws_region: None,
+            aws_profile: None,
         }
     }
 }
@@ -94,6 +100,13 @@ pub const PROVIDERS: &[ProviderEntry] = &[
         provider: Provider::Keyring,
         needs: &[],
         open: open_keyring,
+    },
+    #[cfg(feature = "aws")]
+    ProviderEntry {
+        provider: Provider::Aws,
+        // The region may come from the environment, the profile or each ref's ARN.
+        needs: &[],
+        open: open_aws,
     },
 ];
 
@@ -152,6 +165,21 @@ fn open_azure(options: &StoreOptions) -> Result<Box<dyn SecretStore>> {
     Ok(Box::new(crate::blocking::Session::new(&config)?))
 }
 
+#[cfg(feature = "aws")]
+fn open_aws(options: &StoreOptions) -> Result<Box<dyn SecretStore>> {
+    let config = crate::aws::AwsConfig {
+        region: options.aws_region.clone().filter(|r| !r.is_empty()),
+        profile: options.aws_profile.clone().filter(|p| !p.is_empty()),
+        cacerts: options.cacerts.clone(),
+        timeout: options.timeout,
+        name_prefix: options.name_prefix.clone(),
+        token_cache: options.token_cache,
+        secret_cache_ttl: options.secret_cache_ttl,
+        user_agent: options.user_agent.clone(),
+    };
+    Ok(Box::new(crate::aws::AwsSession::new(&config)?))
+}
+
 fn open_keyring(options: &StoreOptions) -> Result<Box<dyn SecretStore>> {
     let config = KeyringConfig {
         backend: options.keyring.parse::<KeyringBackend>()?,
@@ -175,6 +203,8 @@ mod tests {
         assert!(provider("keyring").is_some());
         #[cfg(feature = "azure")]
         assert!(provider("azure").is_some());
+        #[cfg(feature = "aws")]
+        assert!(provider("aws").is_some());
     }
 
     #[test]

@@ -29,7 +29,20 @@ pub(crate) struct SecretCache {
     namespace: String,
     seal: CacheSeal,
     /// Which link got the token that read a value (its material seals the entry).
-    chain: Arc<CredentialChain>,
+    chain: Arc<dyn SelectedLink>,
+}
+
+/// Names the credential link (or AWS source) that got the credentials in use: its material
+/// seals the entries.
+pub(crate) trait SelectedLink: Send + Sync + std::fmt::Debug {
+    /// The link's id, once one answered.
+    fn selected_link_id(&self) -> Option<&'static str>;
+}
+
+impl SelectedLink for CredentialChain {
+    fn selected_link_id(&self) -> Option<&'static str> {
+        CredentialChain::selected_link_id(self)
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -63,7 +76,7 @@ impl SecretCache {
         ttl: Option<Duration>,
         namespace: &str,
         seal: CacheSeal,
-        chain: Arc<CredentialChain>,
+        chain: Arc<dyn SelectedLink>,
     ) -> Option<Self> {
         let ttl = ttl.filter(|t| t.as_secs() > 0)?;
         Some(Self {

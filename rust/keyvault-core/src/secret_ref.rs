@@ -1,5 +1,6 @@
-//! Secret refs: the one parser for `secret://path/of/segments` and for Key Vault secret
-//! identifiers (`https://<vault-host>/secrets/<name>[/<version>]`).
+//! Secret refs: the one parser for `secret://path/of/segments`, for Key Vault secret
+//! identifiers (`https://<vault-host>/secrets/<name>[/<version>]`) and for AWS Secrets Manager
+//! ARNs (`arn:aws:secretsmanager:<region>:<account>:secret:<name>`).
 
 use crate::error::{Error, Result};
 use std::{fmt, str::FromStr};
@@ -11,8 +12,24 @@ pub const SCHEME: &str = "secret://";
 /// Longest accepted ref: the ref is stored in a Key Vault tag, whose values hold 256 characters.
 pub const MAX_REF_LEN: usize = 256;
 
-const EXAMPLES: &str = "a valid ref looks like secret://hg/ci-bot/password \
-     or https://contoso-hg.vault.azure.net/secrets/ci-bot-password";
+const EXAMPLES: &str = "a valid ref looks like secret://hg/ci-bot/password, \
+     https://contoso-hg.vault.azure.net/secrets/ci-bot-password \
+     or arn:aws:secretsmanager:eu-west-1:123456789012:secret:hg/ci-bot";
+
+/// Partitions whose Secrets Manager ARNs are accepted.
+pub const ARN_PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
+
+/// Longest Secrets Manager secret name.
+pub const MAX_AWS_NAME_LEN: usize = 512;
+
+/// Whether `name` is a valid Secrets Manager name: 1-512 of `A-Za-z0-9/_+=.@-`.
+pub fn is_valid_aws_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_AWS_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+}
 
 /// Characters allowed in a path segment besides ASCII letters and digits.
 const SEGMENT_PUNCTUATION: &str = "-._~@+=,:";
@@ -24,6 +41,46 @@ pub enum SecretRef {
     Path(PathRef),
     /// `https://<vault-host>/secrets/<name>[/<version>]`: an existing Key Vault secret.
     VaultId(VaultIdRef),
+    /// `arn:aws:secretsmanager:<region>:<account>:secret:<name>`: an existing Secrets Manager
+    /// secret.
+    Arn(ArnRef),
+}
+
+/// A Secrets Manager secret ARN.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArnRef {
+    text: String,
+    partition: String,
+    region: String,
+    account: String,
+    name: String,
+}
+
+impl ArnRef {
+    /// The ARN's exact text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `aws`, `aws-cn` or `aws-us-gov`.
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
+    /// The region the secret lives in.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The 12-digit account id.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The secret's name as the ARN spells it (possibly with AWS's `-XXXXXX` suffix).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// A `secret://` ref.
@@ -102,9 +159,11 @@ impl SecretRef {
             || starts_with_ignore_case(text, "http://")
         {
             parse_vault_id(text).map_err(|why| fail(&why))
+        } else if starts_with_ignore_case(text, "arn:") {
+            parse_arn(text).map_err(|why| fail(&why))
         } else if text.contains("://") {
             Err(fail(
-                "only secret:// refs and https:// Key Vault secret identifiers are accepted",
+                "only secret:// refs, https:// Key Vault secret identifiers and Secrets Manager ARNs are accepted",
             ))
         } else {
             Err(fail("it has no scheme; write it as secret://PATH"))
@@ -116,6 +175,20 @@ impl SecretRef {
         match self {
             SecretRef::Path(p) => p.as_str(),
             SecretRef::VaultId(v) => v.as_str(),
+            SecretRef::Arn(a) => a.as_str(),
+        }
+    }
+
+    /// Whether this is a `secret://` path (not a provider's own identifier).
+    pub fn is_path(&self) -> bool {
+        matches!(self, SecretRef::Path(_))
+    }
+
+    /// For a Secrets Manager ARN: the ARN.
+    pub fn arn(&self) -> Option<&ArnRef> {
+        match self {
+            SecretRef::Arn(a) => Some(a),
+            _ => None,
         }
     }
 
@@ -128,7 +201,7 @@ impl SecretRef {
     pub fn vault_url(&self) -> Option<&Url> {
         match self {
             SecretRef::VaultId(v) => Some(v.vault_url()),
-            SecretRef::Path(_) => None,
+            SecretRef::Path(_) | SecretRef::Arn(_) => None,
         }
     }
 
@@ -136,7 +209,7 @@ impl SecretRef {
     pub fn version(&self) -> Option<&str> {
         match self {
             SecretRef::VaultId(v) => v.version(),
-            SecretRef::Path(_) => None,
+            SecretRef::Path(_) | SecretRef::Arn(_) => None,
         }
     }
 }
@@ -264,6 +337,54 @@ fn parse_vault_id(text: &str) -> std::result::Result<SecretRef, String> {
     }))
 }
 
+/// `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME` (the ARN format of the Secrets
+/// Manager API reference; NAME keeps AWS's random `-XXXXXX` suffix when the ARN has one).
+fn parse_arn(text: &str) -> std::result::Result<SecretRef, String> {
+    let parts: Vec<&str> = text.splitn(7, ':').collect();
+    let [arn, partition, service, region, account, kind, name] = parts.as_slice() else {
+        return Err("an ARN has the form arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME".into());
+    };
+    if *arn != "arn" {
+        return Err("an ARN starts with lowercase 'arn:'".into());
+    }
+    if !ARN_PARTITIONS.contains(partition) {
+        return Err(format!(
+            "the ARN's partition '{partition}' is not one of {}",
+            ARN_PARTITIONS.join(", ")
+        ));
+    }
+    if *service != "secretsmanager" || *kind != "secret" {
+        return Err("only Secrets Manager secret ARNs (arn:aws:secretsmanager:...:secret:NAME) are accepted".into());
+    }
+    let region_ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        return Err(format!(
+            "the ARN's region '{region}' is not a region name such as eu-west-1"
+        ));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "the ARN's account '{account}' is not a 12-digit account id"
+        ));
+    }
+    if !is_valid_aws_name(name) {
+        return Err(format!(
+            "the ARN's secret name '{name}' is not a Secrets Manager name (1-{MAX_AWS_NAME_LEN} of A-Za-z0-9/_+=.@-)"
+        ));
+    }
+    Ok(SecretRef::Arn(ArnRef {
+        text: text.to_owned(),
+        partition: (*partition).to_owned(),
+        region: (*region).to_owned(),
+        account: (*account).to_owned(),
+        name: (*name).to_owned(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +411,51 @@ mod tests {
             p.segments().collect::<Vec<_>>(),
             ["hg", "ci-bot", "password"]
         );
+    }
+
+    #[test]
+    fn secrets_manager_arns_parse_with_region_account_and_name() {
+        let text = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hg/ci-bot-AbCdEf";
+        let r = SecretRef::parse(text).unwrap();
+        let a = r.arn().unwrap();
+        assert_eq!(
+            (a.partition(), a.region(), a.account(), a.name()),
+            ("aws", "eu-west-1", "123456789012", "hg/ci-bot-AbCdEf")
+        );
+        assert!(!r.is_path() && !r.is_vault_id());
+        assert_eq!(r.to_string(), text);
+        for p in ["aws-cn", "aws-us-gov"] {
+            let t = format!("arn:{p}:secretsmanager:cn-north-1:123456789012:secret:x");
+            assert_eq!(SecretRef::parse(&t).unwrap().arn().unwrap().partition(), p);
+        }
+        for (bad, why) in [
+            (
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret",
+                "form",
+            ),
+            (
+                "arn:gcp:secretsmanager:eu-west-1:123456789012:secret:x",
+                "partition",
+            ),
+            (
+                "arn:aws:ssm:eu-west-1:123456789012:parameter:x",
+                "Secrets Manager",
+            ),
+            ("arn:aws:secretsmanager::123456789012:secret:x", "region"),
+            ("arn:aws:secretsmanager:eu-west-1:1234:secret:x", "account"),
+            (
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a~b",
+                "name",
+            ),
+            (
+                "ARN:aws:secretsmanager:eu-west-1:123456789012:secret:x",
+                "lowercase",
+            ),
+        ] {
+            let e = SecretRef::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRef);
+            assert!(e.message().contains(why), "{bad}: {}", e.message());
+        }
     }
 
     #[test]

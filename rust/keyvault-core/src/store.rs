@@ -21,6 +21,8 @@ pub enum Provider {
     Azure,
     /// The OS credential store (Secret Service, keyutils, macOS Keychain, Windows).
     Keyring,
+    /// AWS Secrets Manager.
+    Aws,
 }
 
 impl Provider {
@@ -29,6 +31,7 @@ impl Provider {
         match self {
             Provider::Azure => "azure",
             Provider::Keyring => "keyring",
+            Provider::Aws => "aws",
         }
     }
 }
@@ -185,6 +188,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Where the secrets live.
     fn info(&self) -> StoreInfo;
+
+    /// The store's own name for `secret_ref` (Key Vault and the keyring: the hashed name;
+    /// Secrets Manager: the prefixed path or the ARN's name): what `hg vault` shows as `name:`,
+    /// what the audit log records, and how `hg vault list` tells a secret of another
+    /// `keyvault.name-prefix` from one this configuration reaches. No I/O.
+    fn name_of(&self, secret_ref: &SecretRef) -> Result<String>;
 
     /// The current version's value and properties (or `version`'s); a disabled, expired or
     /// not yet valid secret is an error of that kind.

@@ -115,15 +115,25 @@ pub(crate) fn connect_timeout(config: &VaultConfig) -> Duration {
 
 /// Builds the one reqwest client of a store.
 pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
+    let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
+    build_client(connect_timeout(config), &roots)
+}
+
+/// A reqwest client: system roots plus the PEM bundles `extra_roots` (each must hold at least
+/// one certificate), no redirects, connecting within `connect_timeout`.
+pub(crate) fn build_client(
+    connect_timeout: Duration,
+    extra_roots: &[&std::path::Path],
+) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
-        .connect_timeout(connect_timeout(config))
+        .connect_timeout(connect_timeout)
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60));
     let mut extra = Vec::new();
     #[cfg(target_os = "linux")]
     let mut extra_der = Vec::new();
-    if let Some(path) = &config.extra_roots_pem {
+    for path in extra_roots {
         let pem = std::fs::read(path).map_err(|e| {
             Error::bad_config(format!("cannot read the CA bundle {}: {e}", path.display()))
                 .with_hint("point it at a readable PEM file of CA certificates")
@@ -142,10 +152,10 @@ pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client>
             ))
             .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks"));
         }
-        extra = certs;
+        extra.extend(certs);
         #[cfg(target_os = "linux")]
         {
-            extra_der = crate::system_roots::parse_pem(&pem);
+            extra_der.extend(crate::system_roots::parse_pem(&pem));
         }
     }
     #[cfg(target_os = "linux")]

@@ -87,6 +87,10 @@ pub fn identity<'py>(py: Python<'py>, i: &StoreIdentity) -> PyResult<Bound<'py, 
     for (key, value) in &i.ids {
         d.set_item(key, value)?;
     }
+    // The store's own ids, in the order to show them (Key Vault: tenant, client, object; AWS:
+    // caller ARN, account, ...), so that `hg vault` needs no knowledge of the provider.
+    let names: Vec<&str> = i.ids.iter().map(|(k, _)| *k).collect();
+    d.set_item("ids", names)?;
     Ok(d)
 }
 

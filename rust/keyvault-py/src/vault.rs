@@ -143,6 +143,8 @@ impl Vault {
             expiry_warning,
             id_token_env,
             "auto",
+            None,
+            None,
         )
     }
 
@@ -173,7 +175,7 @@ impl Vault {
     #[pyo3(signature = (provider, *, url=None, credential="auto", cacerts=None,
                         verify_challenge_resource=true, timeout=10.0, name_prefix="hg-",
                         user_agent=None, token_cache=true, secret_cache=0.0, expiry_warning=14.0,
-                        id_token_env=None, keyring="auto"))]
+                        id_token_env=None, keyring="auto", aws_region=None, aws_profile=None))]
     fn open(
         py: Python<'_>,
         provider: &str,
@@ -189,6 +191,8 @@ impl Vault {
         expiry_warning: f64,
         id_token_env: Option<String>,
         keyring: &str,
+        aws_region: Option<String>,
+        aws_profile: Option<String>,
     ) -> PyResult<Self> {
         let options = StoreOptions {
             url,
@@ -202,6 +206,8 @@ impl Vault {
             secret_cache_ttl: secret_cache_of(secret_cache)?,
             id_token_env,
             keyring: keyring.to_owned(),
+            aws_region,
+            aws_profile,
         };
         Self::open_with(py, provider, options, expiry_warning)
     }
@@ -345,6 +351,13 @@ impl Vault {
         let r = parse_ref(py, secret_ref)?;
         let (deleted, id) = unwrap_traced(py, traced(py, || self.store().delete(&r)))?;
         convert::deleted(py, &deleted, id)
+    }
+
+    /// The store's own name for `secret_ref` (no I/O): Key Vault's and the keyring's hashed
+    /// name, Secrets Manager's prefixed path or the ARN's name.
+    fn name_of(&self, py: Python<'_>, secret_ref: &str) -> PyResult<String> {
+        let r = parse_ref(py, secret_ref)?;
+        self.store().name_of(&r).map_err(|e| to_pyerr(py, e))
     }
 
     /// Properties of the current version.

@@ -290,6 +290,12 @@ impl KeyringStore {
             ))
             .with_hint("use a secret:// ref with the keyring, or set keyvault.provider = azure"));
         }
+        if secret_ref.arn().is_some() {
+            return Err(Error::bad_ref(format!(
+                "{secret_ref} is a Secrets Manager ARN, which the keyring provider cannot read"
+            ))
+            .with_hint("use a secret:// ref with the keyring, or set keyvault.provider = aws"));
+        }
         let name = secret_name(secret_ref, &self.config.name_prefix);
         Ok(Target {
             subject: format!("secret {secret_ref} ({name})"),
@@ -335,6 +341,10 @@ impl SecretStore for KeyringStore {
             // The OS user is the identity: nothing to choose.
             credential: None,
         }
+    }
+
+    fn name_of(&self, secret_ref: &SecretRef) -> Result<String> {
+        self.target(secret_ref).map(|t| t.name)
     }
 
     fn get(&self, secret_ref: &SecretRef, version: Option<&str>) -> Result<Secret> {
