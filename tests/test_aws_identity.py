@@ -323,5 +323,8 @@ def test_no_credentials_names_each_source_and_why(aws, tmp_path):
     for source in ("environment", "profile", "web-identity", "container", "instance-profile"):
         assert source in out, (source, out)
     assert "AWS_EC2_METADATA_DISABLED" in out, out
+    # The profile's reason names the profile and the files read (not aws-config's "not enabled").
+    files = f"{tmp_path / 'aws' / 'config'} or {tmp_path / 'aws' / 'credentials'}"
+    assert f"profile: no profile default in {files};" in out, out
     assert "Traceback" not in out
     assert aws.moto.calls(mark) == []

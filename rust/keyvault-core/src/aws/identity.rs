@@ -122,7 +122,13 @@ struct Source {
     kind: SourceKind,
     label: String,
     provider: Box<dyn ProvideCredentials>,
+    /// Said instead of aws-config's generic "the credential provider was not enabled" when the
+    /// source had nothing (the profile's: which profile, in which files).
+    nothing_here: Option<String>,
 }
+
+/// aws-config's reason for a source with no inputs at all (`CredentialsNotLoaded` without a source).
+const GENERIC_NOT_LOADED: &str = "the credential provider was not enabled";
 
 /// The ordered chain; remembers which source answered last.
 pub(crate) struct Chain {
@@ -145,6 +151,11 @@ pub(crate) struct ProfileFacts {
     pub(crate) credential_process: bool,
     pub(crate) role_arn: Option<String>,
     pub(crate) web_identity_token_file: Option<String>,
+    /// Whether the files define the profile at all.
+    pub(crate) defined: bool,
+    /// The config and credentials files read (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`,
+    /// else `~/.aws/config` and `~/.aws/credentials`).
+    pub(crate) files: Vec<String>,
 }
 
 impl ProfileFacts {
@@ -164,12 +175,31 @@ impl ProfileFacts {
                 .ok();
         let profile = set.as_ref().and_then(|s| s.get_profile(&selected));
         let get = |k: &str| profile.and_then(|p| p.get(k)).map(str::to_owned);
+        let var = |k: &str| env.get(k).ok().filter(|v| !v.is_empty());
+        let home = var("HOME").unwrap_or_else(|| "~".to_owned());
+        let files = vec![
+            var("AWS_CONFIG_FILE").unwrap_or_else(|| format!("{home}/.aws/config")),
+            var("AWS_SHARED_CREDENTIALS_FILE")
+                .unwrap_or_else(|| format!("{home}/.aws/credentials")),
+        ];
         ProfileFacts {
+            defined: profile.is_some(),
+            files,
             region: get("region"),
             credential_process: get("credential_process").is_some(),
             role_arn: get("role_arn"),
             web_identity_token_file: get("web_identity_token_file"),
             name: selected,
+        }
+    }
+
+    /// Why the profile gave nothing, when aws-config only says it was "not enabled".
+    fn nothing_here(&self) -> String {
+        let files = self.files.join(" or ");
+        if self.defined {
+            format!("profile {} in {files} has no credentials", self.name)
+        } else {
+            format!("no profile {} in {files}", self.name)
         }
     }
 
@@ -203,6 +233,7 @@ impl Chain {
                 kind: SourceKind::Environment,
                 label: "environment".to_owned(),
                 provider: Box::new(EnvironmentVariableCredentialsProvider::new()),
+                nothing_here: None,
             },
             Source {
                 kind: SourceKind::Profile,
@@ -213,6 +244,7 @@ impl Chain {
                         .profile_name(&profile.name)
                         .build(),
                 ),
+                nothing_here: Some(profile.nothing_here()),
             },
             Source {
                 kind: SourceKind::WebIdentity,
@@ -222,6 +254,7 @@ impl Chain {
                         .configure(conf)
                         .build(),
                 ),
+                nothing_here: None,
             },
             Source {
                 kind: SourceKind::Container,
@@ -231,6 +264,7 @@ impl Chain {
                         .configure(conf)
                         .build(),
                 ),
+                nothing_here: None,
             },
             Source {
                 kind: SourceKind::InstanceProfile,
@@ -241,6 +275,7 @@ impl Chain {
                         .imds_client(imds_client)
                         .build(),
                 ),
+                nothing_here: None,
             },
         ];
         Chain {
@@ -275,10 +310,12 @@ impl Chain {
                     return Ok((creds, answered));
                 }
                 Err(CredentialsError::CredentialsNotLoaded(e)) => {
-                    reasons.push((
-                        source.kind,
-                        reason_text(&CredentialsError::CredentialsNotLoaded(e)),
-                    ));
+                    let why = reason_text(&CredentialsError::CredentialsNotLoaded(e));
+                    let why = match &source.nothing_here {
+                        Some(better) if why.starts_with(GENERIC_NOT_LOADED) => better.clone(),
+                        _ => why,
+                    };
+                    reasons.push((source.kind, why));
                 }
                 Err(e) => {
                     return Err(CredentialsError::provider_error(SourceFailed {
@@ -307,7 +344,7 @@ pub(crate) fn reason_text(err: &CredentialsError) -> String {
     let text = texts
         .iter()
         .rev()
-        .find(|t| !t.starts_with("the credential provider was not enabled") && t.len() > 3)
+        .find(|t| !t.starts_with(GENERIC_NOT_LOADED) && t.len() > 3)
         .cloned()
         .unwrap_or_else(|| err.to_string());
     scrub(&text.replace(['\n', '\r'], " "))
