@@ -312,6 +312,34 @@ def test_instance_profile_over_imdsv2_at_an_endpoint_override(aws, tmp_path):
         imds.stop()
 
 
+def test_environment_keys_set_after_a_cached_instance_role_win(aws, tmp_path):
+    """Step 1 of a CI job on EC2 caches the instance role's keys; step 2 exports keys of its
+    own: the chain's order (environment first) holds, the cached instance role is not used."""
+    aws.put(ref := unique_ref("imds-then-env"))
+    imds = InstanceMetadata(aws.moto, aws.moto.create_role("hg-step1-instance-role"))
+    try:
+        identity = {
+            "AWS_EC2_METADATA_DISABLED": None,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint,
+        }
+        client = aws.client(tmp_path, identity, ref=ref)
+        assert client.hg("clone", aws.server.repo_url(), "work").returncode == 0
+        keys, caller = aws.role_session_env("hg-step2-env-role", "hg-step2-session")
+        client.env.update(keys)
+        mark = aws.moto.mark()
+        pull = client.hg("pull", cwd=client.home / "work")
+        assert pull.returncode == 0, pull.output
+        requests = aws.moto.requests(mark)
+        assert [r.access_key_id for r in requests] == [keys["AWS_ACCESS_KEY_ID"]], requests
+        vault = client.hg("vault", "-T", "json")
+        assert vault.returncode == 0, vault.output
+        status = json.loads(vault.stdout)
+        status = status[0] if isinstance(status, list) else status
+        assert (status["identity_source"], status["caller_arn"]) == ("environment", caller)
+    finally:
+        imds.stop()
+
+
 def test_no_credentials_names_each_source_and_why(aws, tmp_path):
     client = aws.client(tmp_path, {}, ref=unique_ref("nocreds"))
     mark = aws.moto.mark()

@@ -2,8 +2,9 @@
 //! processes in the kernel keyring, as Entra tokens are ([`crate::token_cache`]), so that a warm
 //! `hg pull` sends exactly one request (GetSecretValue): no STS, no container endpoint, no IMDS.
 //!
-//! - The key hashes everything that decides which credentials the chain would get: the profile
-//!   and its files' paths, `AWS_ROLE_ARN`, the web identity token file's path and a digest of its
+//! - The key hashes everything that decides which credentials the chain would get: the profile,
+//!   its files' paths and a digest of their content, a digest of `AWS_ACCESS_KEY_ID` (keys set
+//!   later must win over a role's cached ones, as the chain's order says), `AWS_ROLE_ARN`, the web identity token file's path and a digest of its
 //!   content, the container endpoint, the IMDS endpoint, the STS endpoint, the region.
 //! - Entries are sealed ([`crate::cache_seal`]) under the material of the source that got them:
 //!   the web identity token file, the container authorization token (or its file), the profile's
@@ -123,6 +124,20 @@ impl CacheInputs {
             "AWS_ENDPOINT_URL_STS",
         ] {
             lines.push((k.into(), var(k).unwrap_or_default()));
+        }
+        // Local sources come first in the chain: environment keys or a profile's static keys
+        // set after a role's credentials were cached must win over them (and name another
+        // secret cache), so the key id (hashed: no need to put it in a key description) and the
+        // profile files' content are part of the key.
+        if let Some(akid) = var("AWS_ACCESS_KEY_ID") {
+            lines.push((
+                "AWS_ACCESS_KEY_ID".into(),
+                hex::encode(Sha256::digest(akid.as_bytes())),
+            ));
+        }
+        for (name, file) in [("config-content", &config), ("credentials-content", &creds)] {
+            let content = Zeroizing::new(std::fs::read(file).unwrap_or_default());
+            lines.push((name.into(), hex::encode(Sha256::digest(&*content))));
         }
         let web_identity_file = var("AWS_WEB_IDENTITY_TOKEN_FILE")
             .or_else(|| profile.web_identity_token_file.clone())
