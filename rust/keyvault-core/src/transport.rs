@@ -116,16 +116,24 @@ pub(crate) fn connect_timeout(config: &VaultConfig) -> Duration {
 /// Builds the one reqwest client of a store.
 pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
     let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
-    build_client(connect_timeout(config), &roots)
+    build_client(connect_timeout(config), &roots, false)
 }
 
 /// A reqwest client: system roots plus the PEM bundles `extra_roots` (each must hold at least
-/// one certificate), no redirects, connecting within `connect_timeout`.
+/// one certificate), no redirects, connecting within `connect_timeout`. It follows the
+/// environment's proxy variables unless `no_proxy`: the link-local credential endpoints (IMDS,
+/// the container endpoint) are asked directly, as the SDKs' own clients do, so that their
+/// tokens and the keys they return never travel in plain http through a proxy.
 pub(crate) fn build_client(
     connect_timeout: Duration,
     extra_roots: &[&std::path::Path],
+    no_proxy: bool,
 ) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if no_proxy {
+        builder = builder.no_proxy();
+    }
+    let mut builder = builder
         .connect_timeout(connect_timeout)
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())

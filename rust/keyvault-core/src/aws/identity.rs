@@ -217,13 +217,18 @@ impl ProfileFacts {
 }
 
 impl Chain {
-    /// The standard chain over `conf` (our HTTP client, sleep, region, timeouts).
-    pub(crate) fn standard(conf: &ProviderConfig, profile: &ProfileFacts) -> Self {
+    /// The standard chain over `conf` (our HTTP client, sleep, region, timeouts); the container
+    /// endpoint and IMDS over `local` (the same with a client that ignores proxy variables).
+    pub(crate) fn standard(
+        conf: &ProviderConfig,
+        local: &ProviderConfig,
+        profile: &ProfileFacts,
+    ) -> Self {
         use aws_config::environment::EnvironmentVariableCredentialsProvider;
         use aws_config::imds::credentials::ImdsCredentialsProvider;
         use std::time::Duration;
         let imds_client = aws_config::imds::Client::builder()
-            .configure(conf)
+            .configure(local)
             .max_attempts(1)
             .connect_timeout(Duration::from_secs(1))
             .read_timeout(Duration::from_secs(1))
@@ -261,7 +266,7 @@ impl Chain {
                 label: "container".to_owned(),
                 provider: Box::new(
                     aws_config::ecs::EcsCredentialsProvider::builder()
-                        .configure(conf)
+                        .configure(local)
                         .build(),
                 ),
                 nothing_here: None,
@@ -271,7 +276,7 @@ impl Chain {
                 label: "instance-profile".to_owned(),
                 provider: Box::new(
                     ImdsCredentialsProvider::builder()
-                        .configure(conf)
+                        .configure(local)
                         .imds_client(imds_client)
                         .build(),
                 ),
