@@ -11,11 +11,9 @@ pull exactly one GetSecretValue, the cold clone the credential source plus one.
 from __future__ import annotations
 
 import json
-import socket
 import stat
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from bed import Client, Result
 from hgserver import HG
 from servers.ecscreds import ContainerCredentials
 from servers.imdsv2 import InstanceMetadata
+from servers.recordingproxy import RecordingProxy
 
 GET = "secretsmanager.GetSecretValue"
 WEB_IDENTITY = "sts.AssumeRoleWithWebIdentity"
@@ -284,54 +283,15 @@ def test_container_credentials_endpoint(aws, tmp_path, token_from):
         ecs.stop()
 
 
-class _RecordingProxy:
-    """A loopback listener standing for an HTTP proxy: records each connection and closes it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections: list[bytes] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.connections.append(conn.recv(4096))
-                except OSError:
-                    self.connections.append(b"")
-
-    def stop(self) -> None:
-        self.sock.close()
-        self.thread.join(timeout=5)
-
-
 def test_container_credentials_bypass_the_environment_proxy(aws, tmp_path):
     """HTTP_PROXY set (a CI runner behind a proxy): the container endpoint is asked directly, so
     its token and the keys it returns never reach the proxy in plain http. (Only the http
     proxy: moto is https and, as STS and Secrets Manager, would rightly go through ALL_PROXY.)"""
     aws.put(ref := unique_ref("ecs-proxy"))
     ecs = ContainerCredentials(aws.moto, aws.moto.create_role("hg-task-role-proxy"))
-    proxy = _RecordingProxy()
+    proxy = RecordingProxy()
     try:
-        identity = ecs.env()
-        for name in ("HTTP_PROXY", "http_proxy"):
-            identity[name] = proxy.url
-        for name in (
-            "NO_PROXY",
-            "no_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ):
-            identity[name] = None
+        identity = {**ecs.env(), **proxy.env()}
         client = aws.client(tmp_path, identity, ref=ref)
         run = _run(aws, client, ecs.http.log)
         assert proxy.connections == [], proxy.connections

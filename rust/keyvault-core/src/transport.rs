@@ -119,6 +119,12 @@ pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client>
     build_client(connect_timeout(config), &roots, false)
 }
 
+/// The same client, but ignoring proxy variables: for the host-local identity endpoints.
+pub(crate) fn build_direct_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
+    let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
+    build_client(connect_timeout(config), &roots, true)
+}
+
 /// A reqwest client: system roots plus the PEM bundles `extra_roots` (each must hold at least
 /// one certificate), no redirects, connecting within `connect_timeout`. It follows the
 /// environment's proxy variables unless `no_proxy`: the link-local credential endpoints (IMDS,
