@@ -90,11 +90,15 @@ impl Operation {
     }
 }
 
-/// `scheme://host[:port]/path`, without query or fragment (they may carry ids we need not show).
+/// `scheme://host[:port]/path`, without userinfo (a password), query or fragment (they may
+/// carry ids or keys we need not show).
 pub(crate) fn display_url(url: &url::Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
+    // Both fail only for URLs that cannot have userinfo (no host): nothing to remove then.
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
     u.to_string()
 }
 
@@ -548,6 +552,12 @@ pub(crate) fn retry_after(headers: &azure_core::http::headers::Headers) -> Optio
 mod tests {
     use super::*;
     use azure_core::http::headers::Headers;
+
+    #[test]
+    fn display_url_drops_userinfo_query_and_fragment() {
+        let u = url::Url::parse("http://proxyuser:s3cret@127.0.0.1:8080/path?sig=abc#x").unwrap();
+        assert_eq!(display_url(&u), "http://127.0.0.1:8080/path");
+    }
 
     #[test]
     fn retry_after_reads_seconds_milliseconds_and_dates() {

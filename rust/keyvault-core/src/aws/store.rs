@@ -85,12 +85,31 @@ fn expires_of(tags: &BTreeMap<String, String>) -> Option<OffsetDateTime> {
 }
 
 /// The endpoint a service's requests go to, as the SDK picks it: `AWS_ENDPOINT_URL_<SERVICE>`,
-/// `AWS_ENDPOINT_URL`, else the service's regional endpoint.
+/// `AWS_ENDPOINT_URL`, else the service's regional endpoint; as shown ([`shown_endpoint`]).
 pub(crate) fn endpoint_of(env_suffix: &str, host: &str, region: &str) -> String {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     var(&format!("AWS_ENDPOINT_URL_{env_suffix}"))
         .or_else(|| var("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|| format!("https://{host}.{region}.amazonaws.com"))
+        .map_or_else(
+            || format!("https://{host}.{region}.amazonaws.com"),
+            |url| shown_endpoint(&url),
+        )
+}
+
+/// An endpoint URL for messages and `hg vault`: without userinfo, query or fragment (a proxy
+/// or gateway URL may carry a password or a key there); as given when it has none.
+fn shown_endpoint(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.username().is_empty() && u.password().is_none() => {
+            if u.query().is_none() && u.fragment().is_none() {
+                url.to_owned()
+            } else {
+                crate::transport::display_url(&u)
+            }
+        }
+        Ok(u) => crate::transport::display_url(&u),
+        Err(_) => "(an endpoint URL that does not parse)".to_owned(),
+    }
 }
 
 /// Whether `v` names a version id rather than a staging label.
@@ -538,6 +557,17 @@ impl AwsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_shown_without_userinfo_query_or_fragment() {
+        let shown = shown_endpoint("https://user:p4ss@gw.example.com:8443/sm?key=k3y#frag");
+        assert_eq!(shown, "https://gw.example.com:8443/sm");
+        assert_eq!(
+            shown_endpoint("http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        assert!(!shown_endpoint("https://user:p4ss@[::1").contains("p4ss"));
+    }
 
     #[test]
     fn version_ids_and_stages_are_told_apart_by_shape() {
