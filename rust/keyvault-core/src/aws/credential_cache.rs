@@ -62,6 +62,22 @@ impl zeroize::Zeroize for Payload {
     }
 }
 
+/// Variables whose values are part of the key as they are. The Secrets Manager endpoint too:
+/// the key also namespaces the secret cache, and another endpoint is another store.
+const KEY_VARIABLES: [&str; 11] = [
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+];
+
 /// The chain's inputs that decide its credentials (read from the environment at build time).
 #[derive(Default)]
 pub(crate) struct CacheInputs {
@@ -111,18 +127,7 @@ impl CacheInputs {
             ("config".into(), config.display().to_string()),
             ("credentials".into(), creds.display().to_string()),
         ];
-        for k in [
-            "AWS_ROLE_ARN",
-            "AWS_ROLE_SESSION_NAME",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-            "AWS_EC2_METADATA_DISABLED",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_STS",
-        ] {
+        for k in KEY_VARIABLES {
             lines.push((k.into(), var(k).unwrap_or_default()));
         }
         // Local sources come first in the chain: environment keys or a profile's static keys
@@ -454,6 +459,17 @@ mod tests {
         c.lines
             .push(("AWS_ROLE_ARN".into(), "arn:aws:iam::1:role/other".into()));
         assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn every_endpoint_the_sdk_reads_is_part_of_the_key() {
+        for v in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        ] {
+            assert!(KEY_VARIABLES.contains(&v), "{v}");
+        }
     }
 
     #[test]
