@@ -67,6 +67,70 @@ def test_set_twice_moves_awscurrent_and_keeps_the_old_value_as_awsprevious(aws, 
     assert not any(first in out or aws.server.password in out for out in client.outputs)
 
 
+def test_set_tags_the_ref_at_creation_only_and_drops_a_stale_expiry(aws, operator, tmp_path):
+    ref = unique_ref("retag")
+    client = aws.client(tmp_path, operator, ref=ref)
+    created = client.hg("vault", "set", ref, "--expires", "30", stdin=b"first-value")
+    assert created.returncode == 0, created.output
+    name = aws_name(ref)
+    tags = {t["Key"]: t["Value"] for t in aws.moto.sm.describe_secret(SecretId=name)["Tags"]}
+    assert tags.get("hg-keyvault-ref") == ref and "hg-keyvault-expires" in tags, tags
+    mark = aws.moto.mark()
+    again = client.hg("vault", "set", ref, stdin=b"second-value")
+    assert again.returncode == 0, again.output
+    # No TagResource for the ref (set at creation); the old version's expiry is removed.
+    assert aws.moto.calls(mark) == [
+        "secretsmanager.PutSecretValue",
+        "secretsmanager.UntagResource",
+    ], aws.moto.calls(mark)
+    tags = {t["Key"]: t["Value"] for t in aws.moto.sm.describe_secret(SecretId=name)["Tags"]}
+    assert tags == {"hg-keyvault-ref": ref}, tags
+
+
+def test_a_set_that_fails_after_storing_the_value_forgets_the_cached_one(aws, tmp_path):
+    """TagResource refused after PutSecretValue stored the new value: the abort leaves no stale
+    value in the secret cache."""
+    aws.put(ref := unique_ref("tagdenied"))
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["secretsmanager:*", "sts:GetCallerIdentity"],
+             "Resource": "*"},
+            {"Effect": "Deny", "Action": "secretsmanager:TagResource", "Resource": "*"},
+        ],
+    }  # fmt: skip
+    user = aws.moto.create_user("hg-no-tagging", policy)
+    # The profile's static keys: the secret cache seals under the profile files (environment
+    # keys have no sealing material of their own, so values read with them are not cached).
+    client = aws.client(tmp_path, {}, ref=ref, extra="[keyvault]\nsecret-cache = 120\n")
+    (tmp_path / "aws" / "credentials").write_text(
+        "[default]\n"
+        f"aws_access_key_id = {user['aws_access_key_id']}\n"
+        f"aws_secret_access_key = {user['aws_secret_access_key']}\n"
+    )
+
+    def cached_for():
+        status = client.hg("vault", "-T", "json")
+        assert status.returncode == 0, status.output
+        data = json.loads(status.stdout)
+        data = data[0] if isinstance(data, list) else data
+        [group] = [g for g in data["secrets"] if g["ref"] == ref]
+        return group.get("cached_for", status.stdout)
+
+    aws.moto.enforce_iam(True)
+    try:
+        assert client.hg("clone", aws.server.repo_url(), "work").returncode == 0
+        assert cached_for() is not None
+        refused = client.hg("vault", "set", ref, "--expires", "30", stdin=b"new-value")
+        left = cached_for()
+    finally:
+        aws.moto.enforce_iam(False)
+    assert refused.returncode != 0
+    assert "TagResource" in refused.output, refused.output
+    assert aws.moto.secret_value(aws_name(ref))["SecretString"] == "new-value"
+    assert left is None
+
+
 def test_list_pages_through_more_secrets_than_one_page(aws, operator, tmp_path):
     prefix = f"hg-page{secrets.token_hex(2)}-"
     refs = [f"secret://page/{i:03d}" for i in range(105)]

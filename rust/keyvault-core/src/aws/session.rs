@@ -307,9 +307,10 @@ impl SecretStore for AwsSession {
         value: &SecretValue,
         options: SetOptions,
     ) -> Result<SecretProperties> {
-        let out = run!(self, set(secret_ref, value, options))?;
+        let out = run!(self, set(secret_ref, value, options));
+        // Also when tagging failed after the value was stored: the cached value is stale then.
         self.forget_cached(secret_ref)?;
-        Ok(out)
+        out
     }
 
     fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties> {

@@ -307,7 +307,14 @@ impl AwsStore {
                 }
                 Err(e) => return Err(classify(&e, &t.ctx)),
             };
-            if !aws_tags.is_empty() {
+            // The ref tag was set at creation (a secret's name and ref do not change): only
+            // the caller's tags and the expiry are updated.
+            let update: Vec<Tag> = aws_tags
+                .iter()
+                .filter(|t| t.key() != Some(REF_TAG))
+                .cloned()
+                .collect();
+            if !update.is_empty() {
                 let ctx = ErrorContext {
                     action: "secretsmanager:TagResource",
                     ..t.ctx.clone()
@@ -315,7 +322,22 @@ impl AwsStore {
                 t.client
                     .tag_resource()
                     .secret_id(&t.id)
-                    .set_tags(Some(aws_tags.clone()))
+                    .set_tags(Some(update))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, &ctx))?;
+            }
+            // A new version without --expires has none (as a new Key Vault version): the
+            // previous version's expiry tag must not stay and make `hg vault` warn about it.
+            if options.expires.is_none() {
+                let ctx = ErrorContext {
+                    action: "secretsmanager:UntagResource",
+                    ..t.ctx.clone()
+                };
+                t.client
+                    .untag_resource()
+                    .secret_id(&t.id)
+                    .tag_keys(EXPIRES_TAG)
                     .send()
                     .await
                     .map_err(|e| classify(&e, &ctx))?;
