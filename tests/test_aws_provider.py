@@ -131,6 +131,22 @@ def test_a_set_that_fails_after_storing_the_value_forgets_the_cached_one(aws, tm
     assert left is None
 
 
+def test_list_shows_a_forgotten_secret_as_scheduled_for_deletion(aws, operator, tmp_path):
+    ref = unique_ref("forgotten")
+    client = aws.client(tmp_path, operator, ref=ref)
+    assert client.hg("vault", "set", ref, stdin=b"to-be-forgotten").returncode == 0
+    forgot = client.hg("vault", "forget", ref, "--yes")
+    assert forgot.returncode == 0, forgot.output
+    listed = client.hg("vault", "list", "-T", "json")
+    assert listed.returncode == 0, listed.output
+    [entry] = [e for e in json.loads(listed.stdout) if e["ref"] == ref]
+    assert entry["state"] == "scheduled for deletion", entry
+    assert entry["scheduled_deletion"], entry
+    assert entry["note"].startswith("scheduled for deletion on "), entry
+    text = client.hg("vault", "list").stdout
+    assert f"{ref}\n" in text and "state:    scheduled for deletion" in text, text
+
+
 def test_list_pages_through_more_secrets_than_one_page(aws, operator, tmp_path):
     prefix = f"hg-page{secrets.token_hex(2)}-"
     refs = [f"secret://page/{i:03d}" for i in range(105)]
@@ -147,7 +163,12 @@ def test_list_pages_through_more_secrets_than_one_page(aws, operator, tmp_path):
     assert set(reached) == set(refs), sorted(reached)
     assert all(e["versions"] == 1 for e in reached.values())
     others = [e for e in entries if e["note"] is not None]
-    assert all(e["note"] == "stored under another keyvault.name-prefix" for e in others), others
+    # (A secret another test forgot is listed as scheduled for deletion instead.)
+    assert all(
+        e["note"] == "stored under another keyvault.name-prefix"
+        or e["state"] == "scheduled for deletion"
+        for e in others
+    ), others
     # moto answers at most 100 per page (as Secrets Manager's MaxResults does).
     pages = [c for c in aws.moto.calls(mark) if c == "secretsmanager.ListSecrets"]
     assert len(pages) >= 2, aws.moto.calls(mark)

@@ -460,8 +460,11 @@ impl AwsStore {
             let mut out = Vec::new();
             let mut next: Option<String> = None;
             loop {
+                // Forgotten secrets too: they are restorable until their deletion date, and
+                // `hg vault list` says so (ListSecrets hides them by default).
                 let page = client
                     .list_secrets()
+                    .include_planned_deletion(true)
                     .max_results(PAGE_SIZE)
                     .set_next_token(next.take())
                     .send()
@@ -478,6 +481,7 @@ impl AwsStore {
                         created: time_of(s.created_date()),
                         updated: time_of(s.last_changed_date()),
                         tags,
+                        scheduled_deletion: time_of(s.deleted_date()),
                         ..Default::default()
                     });
                 }
