@@ -8,9 +8,13 @@ test its own secret names."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
+import ssl
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -145,6 +149,66 @@ def test_list_shows_a_forgotten_secret_as_scheduled_for_deletion(aws, operator, 
     assert entry["note"].startswith("scheduled for deletion on "), entry
     text = client.hg("vault", "list").stdout
     assert f"{ref}\n" in text and "state:    scheduled for deletion" in text, text
+
+
+class _CreateRace:
+    """A plain-http front of moto that, when a CreateSecret comes by, first lets another writer
+    create the same secret: the race of two first-time `hg vault set`, made certain."""
+
+    def __init__(self, moto, name: str, ref: str) -> None:
+        race = self
+        self.raced = False
+        tls = ssl.create_default_context(cafile=moto.ca_file)
+
+        class Front(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                target = self.headers.get("X-Amz-Target", "")
+                if target.endswith(".CreateSecret") and not race.raced:
+                    race.raced = True
+                    moto.create_secret(name, "the-other-writers-value", ref=ref)
+                conn = http.client.HTTPSConnection("127.0.0.1", moto.port, context=tls, timeout=30)
+                try:
+                    conn.request("POST", self.path, body, dict(self.headers.items()))
+                    answer = conn.getresponse()
+                    data = answer.read()
+                finally:
+                    conn.close()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_first_set_that_loses_the_creation_race_stores_a_new_version(aws, operator, tmp_path):
+    ref = unique_ref("race")
+    name = aws_name(ref)
+    race = _CreateRace(aws.moto, name, ref)
+    try:
+        client = aws.client(tmp_path, operator, ref=ref, endpoint=race.url)
+        result = client.hg("vault", "set", ref, stdin=b"our-value")
+    finally:
+        race.stop()
+    assert race.raced
+    assert result.returncode == 0, result.output
+    assert aws.moto.secret_value(name)["SecretString"] == "our-value"
+    previous = aws.moto.secret_value(name, "AWSPREVIOUS")["SecretString"]
+    assert previous == "the-other-writers-value"
 
 
 def test_list_pages_through_more_secrets_than_one_page(aws, operator, tmp_path):

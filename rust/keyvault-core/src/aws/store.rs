@@ -18,6 +18,7 @@ use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
 use crate::store::{Deleted, Secret, SecretProperties, SetOptions, REF_TAG};
 use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
@@ -263,17 +264,23 @@ impl AwsStore {
             .collect();
         let text = std::str::from_utf8(value.expose()).ok();
         self.bounded(&t.ctx, async {
-            let mut put = t.client.put_secret_value().secret_id(&t.id);
-            put = match text {
-                Some(s) => put.secret_string(s),
-                None => put.secret_binary(Blob::new(value.expose().to_vec())),
+            let put_value = || {
+                let put = t.client.put_secret_value().secret_id(&t.id);
+                match text {
+                    Some(s) => put.secret_string(s),
+                    None => put.secret_binary(Blob::new(value.expose().to_vec())),
+                }
+                .send()
             };
-            let (name, version, arn) = match put.send().await {
-                Ok(out) => (
+            let stored = |out: PutSecretValueOutput| {
+                (
                     out.name().map(str::to_owned),
                     out.version_id().map(str::to_owned),
                     out.arn().map(str::to_owned),
-                ),
+                )
+            };
+            let (name, version, arn) = match put_value().await {
+                Ok(out) => stored(out),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_resource_not_found_exception())
@@ -293,17 +300,32 @@ impl AwsStore {
                         Some(s) => create.secret_string(s),
                         None => create.secret_binary(Blob::new(value.expose().to_vec())),
                     };
-                    let out = create.send().await.map_err(|e| classify(&e, &ctx))?;
-                    return Ok(SecretProperties {
-                        secret_ref: secret_ref.is_path().then(|| secret_ref.as_str().to_owned()),
-                        name: out.name().unwrap_or(&t.id).to_owned(),
-                        version: out.version_id().map(str::to_owned),
-                        id: out.arn().map(str::to_owned),
-                        enabled: true,
-                        expires: options.expires,
-                        tags,
-                        ..Default::default()
-                    });
+                    match create.send().await {
+                        Ok(out) => {
+                            return Ok(SecretProperties {
+                                secret_ref: secret_ref
+                                    .is_path()
+                                    .then(|| secret_ref.as_str().to_owned()),
+                                name: out.name().unwrap_or(&t.id).to_owned(),
+                                version: out.version_id().map(str::to_owned),
+                                id: out.arn().map(str::to_owned),
+                                enabled: true,
+                                expires: options.expires,
+                                tags,
+                                ..Default::default()
+                            })
+                        }
+                        // Another first-time `set` created it since our PutSecretValue: ours
+                        // becomes its next version (one more try, within the same deadline),
+                        // tagged as any update.
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_exists_exception()) =>
+                        {
+                            stored(put_value().await.map_err(|e| classify(&e, &t.ctx))?)
+                        }
+                        Err(e) => return Err(classify(&e, &ctx)),
+                    }
                 }
                 Err(e) => return Err(classify(&e, &t.ctx)),
             };
