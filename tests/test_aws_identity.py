@@ -23,6 +23,7 @@ from bed import Client, Result
 from hgserver import HG
 from servers.ecscreds import ContainerCredentials
 from servers.imdsv2 import InstanceMetadata
+from servers.recordingproxy import RecordingProxy
 
 GET = "secretsmanager.GetSecretValue"
 WEB_IDENTITY = "sts.AssumeRoleWithWebIdentity"
@@ -282,6 +283,25 @@ def test_container_credentials_endpoint(aws, tmp_path, token_from):
         ecs.stop()
 
 
+def test_container_credentials_bypass_the_environment_proxy(aws, tmp_path):
+    """HTTP_PROXY set (a CI runner behind a proxy): the container endpoint is asked directly, so
+    its token and the keys it returns never reach the proxy in plain http. (Only the http
+    proxy: moto is https and, as STS and Secrets Manager, would rightly go through ALL_PROXY.)"""
+    aws.put(ref := unique_ref("ecs-proxy"))
+    ecs = ContainerCredentials(aws.moto, aws.moto.create_role("hg-task-role-proxy"))
+    proxy = RecordingProxy()
+    try:
+        identity = {**ecs.env(), **proxy.env()}
+        client = aws.client(tmp_path, identity, ref=ref)
+        run = _run(aws, client, ecs.http.log)
+        assert proxy.connections == [], proxy.connections
+        _assert_served(run, source="container", caller_arn=ecs.caller_arn, cold=[GET])
+        assert run.source_cold == 1, ecs.http.log
+    finally:
+        proxy.stop()
+        ecs.stop()
+
+
 def test_instance_profile_over_imdsv2_at_an_endpoint_override(aws, tmp_path):
     aws.put(ref := unique_ref("imds"))
     imds = InstanceMetadata(aws.moto, aws.moto.create_role("hg-runner-instance-role"))
@@ -308,6 +328,34 @@ def test_instance_profile_over_imdsv2_at_an_endpoint_override(aws, tmp_path):
             if r.method == "GET"
         )
         _no_leak(client, imds.needles())
+    finally:
+        imds.stop()
+
+
+def test_environment_keys_set_after_a_cached_instance_role_win(aws, tmp_path):
+    """Step 1 of a CI job on EC2 caches the instance role's keys; step 2 exports keys of its
+    own: the chain's order (environment first) holds, the cached instance role is not used."""
+    aws.put(ref := unique_ref("imds-then-env"))
+    imds = InstanceMetadata(aws.moto, aws.moto.create_role("hg-step1-instance-role"))
+    try:
+        identity = {
+            "AWS_EC2_METADATA_DISABLED": None,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint,
+        }
+        client = aws.client(tmp_path, identity, ref=ref)
+        assert client.hg("clone", aws.server.repo_url(), "work").returncode == 0
+        keys, caller = aws.role_session_env("hg-step2-env-role", "hg-step2-session")
+        client.env.update(keys)
+        mark = aws.moto.mark()
+        pull = client.hg("pull", cwd=client.home / "work")
+        assert pull.returncode == 0, pull.output
+        requests = aws.moto.requests(mark)
+        assert [r.access_key_id for r in requests] == [keys["AWS_ACCESS_KEY_ID"]], requests
+        vault = client.hg("vault", "-T", "json")
+        assert vault.returncode == 0, vault.output
+        status = json.loads(vault.stdout)
+        status = status[0] if isinstance(status, list) else status
+        assert (status["identity_source"], status["caller_arn"]) == ("environment", caller)
     finally:
         imds.stop()
 

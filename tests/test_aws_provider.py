@@ -8,9 +8,13 @@ test its own secret names."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
+import ssl
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -67,6 +71,146 @@ def test_set_twice_moves_awscurrent_and_keeps_the_old_value_as_awsprevious(aws, 
     assert not any(first in out or aws.server.password in out for out in client.outputs)
 
 
+def test_set_tags_the_ref_at_creation_only_and_drops_a_stale_expiry(aws, operator, tmp_path):
+    ref = unique_ref("retag")
+    client = aws.client(tmp_path, operator, ref=ref)
+    created = client.hg("vault", "set", ref, "--expires", "30", stdin=b"first-value")
+    assert created.returncode == 0, created.output
+    name = aws_name(ref)
+    tags = {t["Key"]: t["Value"] for t in aws.moto.sm.describe_secret(SecretId=name)["Tags"]}
+    assert tags.get("hg-keyvault-ref") == ref and "hg-keyvault-expires" in tags, tags
+    mark = aws.moto.mark()
+    again = client.hg("vault", "set", ref, stdin=b"second-value")
+    assert again.returncode == 0, again.output
+    # No TagResource for the ref (set at creation); the old version's expiry is removed.
+    assert aws.moto.calls(mark) == [
+        "secretsmanager.PutSecretValue",
+        "secretsmanager.UntagResource",
+    ], aws.moto.calls(mark)
+    tags = {t["Key"]: t["Value"] for t in aws.moto.sm.describe_secret(SecretId=name)["Tags"]}
+    assert tags == {"hg-keyvault-ref": ref}, tags
+
+
+def test_a_set_that_fails_after_storing_the_value_forgets_the_cached_one(aws, tmp_path):
+    """TagResource refused after PutSecretValue stored the new value: the abort leaves no stale
+    value in the secret cache."""
+    aws.put(ref := unique_ref("tagdenied"))
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["secretsmanager:*", "sts:GetCallerIdentity"],
+             "Resource": "*"},
+            {"Effect": "Deny", "Action": "secretsmanager:TagResource", "Resource": "*"},
+        ],
+    }  # fmt: skip
+    user = aws.moto.create_user("hg-no-tagging", policy)
+    # The profile's static keys: the secret cache seals under the profile files (environment
+    # keys have no sealing material of their own, so values read with them are not cached).
+    client = aws.client(tmp_path, {}, ref=ref, extra="[keyvault]\nsecret-cache = 120\n")
+    (tmp_path / "aws" / "credentials").write_text(
+        "[default]\n"
+        f"aws_access_key_id = {user['aws_access_key_id']}\n"
+        f"aws_secret_access_key = {user['aws_secret_access_key']}\n"
+    )
+
+    def cached_for():
+        status = client.hg("vault", "-T", "json")
+        assert status.returncode == 0, status.output
+        data = json.loads(status.stdout)
+        data = data[0] if isinstance(data, list) else data
+        [group] = [g for g in data["secrets"] if g["ref"] == ref]
+        return group.get("cached_for", status.stdout)
+
+    aws.moto.enforce_iam(True)
+    try:
+        assert client.hg("clone", aws.server.repo_url(), "work").returncode == 0
+        assert cached_for() is not None
+        refused = client.hg("vault", "set", ref, "--expires", "30", stdin=b"new-value")
+        left = cached_for()
+    finally:
+        aws.moto.enforce_iam(False)
+    assert refused.returncode != 0
+    assert "TagResource" in refused.output, refused.output
+    assert aws.moto.secret_value(aws_name(ref))["SecretString"] == "new-value"
+    assert left is None
+
+
+def test_list_shows_a_forgotten_secret_as_scheduled_for_deletion(aws, operator, tmp_path):
+    ref = unique_ref("forgotten")
+    client = aws.client(tmp_path, operator, ref=ref)
+    assert client.hg("vault", "set", ref, stdin=b"to-be-forgotten").returncode == 0
+    forgot = client.hg("vault", "forget", ref, "--yes")
+    assert forgot.returncode == 0, forgot.output
+    listed = client.hg("vault", "list", "-T", "json")
+    assert listed.returncode == 0, listed.output
+    [entry] = [e for e in json.loads(listed.stdout) if e["ref"] == ref]
+    assert entry["state"] == "scheduled for deletion", entry
+    assert entry["scheduled_deletion"], entry
+    assert entry["note"].startswith("scheduled for deletion on "), entry
+    text = client.hg("vault", "list").stdout
+    assert f"{ref}\n" in text and "state:    scheduled for deletion" in text, text
+
+
+class _CreateRace:
+    """A plain-http front of moto that, when a CreateSecret comes by, first lets another writer
+    create the same secret: the race of two first-time `hg vault set`, made certain."""
+
+    def __init__(self, moto, name: str, ref: str) -> None:
+        race = self
+        self.raced = False
+        tls = ssl.create_default_context(cafile=moto.ca_file)
+
+        class Front(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                target = self.headers.get("X-Amz-Target", "")
+                if target.endswith(".CreateSecret") and not race.raced:
+                    race.raced = True
+                    moto.create_secret(name, "the-other-writers-value", ref=ref)
+                conn = http.client.HTTPSConnection("127.0.0.1", moto.port, context=tls, timeout=30)
+                try:
+                    conn.request("POST", self.path, body, dict(self.headers.items()))
+                    answer = conn.getresponse()
+                    data = answer.read()
+                finally:
+                    conn.close()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_first_set_that_loses_the_creation_race_stores_a_new_version(aws, operator, tmp_path):
+    ref = unique_ref("race")
+    name = aws_name(ref)
+    race = _CreateRace(aws.moto, name, ref)
+    try:
+        client = aws.client(tmp_path, operator, ref=ref, endpoint=race.url)
+        result = client.hg("vault", "set", ref, stdin=b"our-value")
+    finally:
+        race.stop()
+    assert race.raced
+    assert result.returncode == 0, result.output
+    assert aws.moto.secret_value(name)["SecretString"] == "our-value"
+    previous = aws.moto.secret_value(name, "AWSPREVIOUS")["SecretString"]
+    assert previous == "the-other-writers-value"
+
+
 def test_list_pages_through_more_secrets_than_one_page(aws, operator, tmp_path):
     prefix = f"hg-page{secrets.token_hex(2)}-"
     refs = [f"secret://page/{i:03d}" for i in range(105)]
@@ -83,7 +227,12 @@ def test_list_pages_through_more_secrets_than_one_page(aws, operator, tmp_path):
     assert set(reached) == set(refs), sorted(reached)
     assert all(e["versions"] == 1 for e in reached.values())
     others = [e for e in entries if e["note"] is not None]
-    assert all(e["note"] == "stored under another keyvault.name-prefix" for e in others), others
+    # (A secret another test forgot is listed as scheduled for deletion instead.)
+    assert all(
+        e["note"] == "stored under another keyvault.name-prefix"
+        or e["state"] == "scheduled for deletion"
+        for e in others
+    ), others
     # moto answers at most 100 per page (as Secrets Manager's MaxResults does).
     pages = [c for c in aws.moto.calls(mark) if c == "secretsmanager.ListSecrets"]
     assert len(pages) >= 2, aws.moto.calls(mark)

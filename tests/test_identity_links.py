@@ -30,6 +30,7 @@ from netns import (
     run_isolated,
     unavailable_reason,
 )
+from servers.recordingproxy import RecordingProxy
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
@@ -356,6 +357,25 @@ def test_app_service_plain_http_localhost_endpoint(tmp_path):
     requests = _identity_requests(run, "appservice")
     assert [r["status"] for r in requests] == [200], requests
     _cost("app-service (http://127.0.0.1)", run)
+
+
+def test_app_service_endpoint_is_asked_directly_not_through_http_proxy(tmp_path):
+    """HTTP_PROXY set: the plain-http identity endpoint of this host gets the request (and its
+    secret header) directly, as the SDK's own managed identity client does; the proxy nothing."""
+
+    def scenario(root):
+        proxy = RecordingProxy()
+        try:
+            run = _scenario(root, lambda emu: {**emu.identity_env("appservice"), **proxy.env()})
+        finally:
+            proxy.stop()
+        run.extra["proxied"] = proxy.connections
+        return run
+
+    run = run_isolated(scenario, tmp_path)
+    assert run.extra["proxied"] == [], run.extra["proxied"]
+    _assert_linked(run, "app-service")
+    assert [r["status"] for r in _identity_requests(run, "appservice")] == [200]
 
 
 def test_service_fabric_is_refused_by_name_and_sent_nothing(tmp_path):

@@ -24,7 +24,13 @@ def run(ui, **opts):
     for ref, props in managed:
         failure, versions, note = None, [], None
         expected = session.secret_name(client, ref) or ""
-        if expected.lower() != (props.get("name") or "").lower():
+        if props.get("scheduled_deletion") is not None:
+            # Forgotten (AWS): restorable until that date, its versions cannot be listed.
+            note = (
+                "scheduled for deletion on %s (hg vault forget)"
+                % date(props.get("scheduled_deletion")).decode()
+            )
+        elif expected.lower() != (props.get("name") or "").lower():
             # Stored by a configuration with another name prefix: this one cannot reach it by
             # its ref, so its versions are not asked for.
             note = "stored under another keyvault.name-prefix"
@@ -42,6 +48,7 @@ def run(ui, **opts):
         fm.data(versions=len(versions) if note is None and failure is None else None)
         fm.plain(b"  versions: %s\n" % (b"%d" % len(versions) if versions else b"?"))
         fm.data(
+            scheduled_deletion=opt(iso(props.get("scheduled_deletion"))),
             version=opt(current.get("version")),
             enabled=bool(current.get("enabled", True)),
             expires=opt(iso(current.get("expires"))),

@@ -74,7 +74,14 @@ impl KeyVaultStore {
         let env = &env;
         let http = transport::build_http_client(config)?;
         let options = transport::client_options(&http, config);
-        let chain = Arc::new(CredentialChain::new(config.credential, env, &options)?);
+        let direct =
+            transport::client_options(&transport::build_direct_http_client(config)?, config);
+        let chain = Arc::new(CredentialChain::with_direct(
+            config.credential,
+            env,
+            &options,
+            &direct,
+        )?);
         let tokens = config
             .token_cache
             .then(|| Arc::new(TokenCache::new(config, env, chain.clone())));

@@ -76,6 +76,9 @@ pub struct SecretProperties {
     pub content_type: Option<String>,
     /// All tags (Key Vault: including `hg-keyvault-ref`).
     pub tags: BTreeMap<String, String>,
+    /// When a secret scheduled for deletion (AWS: `hg vault forget`, restorable until then)
+    /// will be deleted; `None` for a live secret.
+    pub scheduled_deletion: Option<OffsetDateTime>,
 }
 
 /// Options of [`SecretStore::set`].

@@ -90,6 +90,8 @@ struct Live {
     config: VaultConfig,
     env: CredentialEnv,
     options: azure_core::http::ClientOptions,
+    /// The same over a client that ignores proxy variables (host-local identity endpoints).
+    direct_options: azure_core::http::ClientOptions,
     chain: Mutex<Arc<CredentialChain>>,
     caches: Mutex<HashMap<String, Arc<TokenCache>>>,
 }
@@ -115,10 +117,11 @@ impl Live {
     fn renew_chain(&self) -> Result<()> {
         let chain = {
             let _guard = self.runtime.enter();
-            Arc::new(CredentialChain::new(
+            Arc::new(CredentialChain::with_direct(
                 self.config.credential,
                 &self.env,
                 &self.options,
+                &self.direct_options,
             )?)
         };
         *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
@@ -174,18 +177,26 @@ impl TokenSession {
             None => CredentialEnv::from_process_with_id_token(config.id_token_env.as_deref()),
         };
         env.set_id_token_variable(config.id_token_env.as_deref());
-        let (chain, options) = {
+        let (chain, options, direct_options) = {
             let _guard = runtime.enter();
             let http = transport::build_http_client(&config)?;
             let options = transport::client_options(&http, &config);
-            let chain = Arc::new(CredentialChain::new(config.credential, &env, &options)?);
-            (chain, options)
+            let direct = transport::build_direct_http_client(&config)?;
+            let direct = transport::client_options(&direct, &config);
+            let chain = Arc::new(CredentialChain::with_direct(
+                config.credential,
+                &env,
+                &options,
+                &direct,
+            )?);
+            (chain, options, direct)
         };
         Ok(Live {
             runtime,
             config,
             env,
             options,
+            direct_options,
             chain: Mutex::new(chain),
             caches: Mutex::new(HashMap::new()),
         })

@@ -90,11 +90,15 @@ impl Operation {
     }
 }
 
-/// `scheme://host[:port]/path`, without query or fragment (they may carry ids we need not show).
+/// `scheme://host[:port]/path`, without userinfo (a password), query or fragment (they may
+/// carry ids or keys we need not show).
 pub(crate) fn display_url(url: &url::Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
+    // Both fail only for URLs that cannot have userinfo (no host): nothing to remove then.
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
     u.to_string()
 }
 
@@ -116,16 +120,30 @@ pub(crate) fn connect_timeout(config: &VaultConfig) -> Duration {
 /// Builds the one reqwest client of a store.
 pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
     let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
-    build_client(connect_timeout(config), &roots)
+    build_client(connect_timeout(config), &roots, false)
+}
+
+/// The same client, but ignoring proxy variables: for the host-local identity endpoints.
+pub(crate) fn build_direct_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
+    let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
+    build_client(connect_timeout(config), &roots, true)
 }
 
 /// A reqwest client: system roots plus the PEM bundles `extra_roots` (each must hold at least
-/// one certificate), no redirects, connecting within `connect_timeout`.
+/// one certificate), no redirects, connecting within `connect_timeout`. It follows the
+/// environment's proxy variables unless `no_proxy`: the link-local credential endpoints (IMDS,
+/// the container endpoint) are asked directly, as the SDKs' own clients do, so that their
+/// tokens and the keys they return never travel in plain http through a proxy.
 pub(crate) fn build_client(
     connect_timeout: Duration,
     extra_roots: &[&std::path::Path],
+    no_proxy: bool,
 ) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if no_proxy {
+        builder = builder.no_proxy();
+    }
+    let mut builder = builder
         .connect_timeout(connect_timeout)
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())
@@ -534,6 +552,12 @@ pub(crate) fn retry_after(headers: &azure_core::http::headers::Headers) -> Optio
 mod tests {
     use super::*;
     use azure_core::http::headers::Headers;
+
+    #[test]
+    fn display_url_drops_userinfo_query_and_fragment() {
+        let u = url::Url::parse("http://proxyuser:s3cret@127.0.0.1:8080/path?sig=abc#x").unwrap();
+        assert_eq!(display_url(&u), "http://127.0.0.1:8080/path");
+    }
 
     #[test]
     fn retry_after_reads_seconds_milliseconds_and_dates() {

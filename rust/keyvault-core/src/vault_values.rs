@@ -86,6 +86,7 @@ pub(crate) fn properties_of(
         updated: attributes.and_then(|a| a.updated),
         content_type,
         tags,
+        scheduled_deletion: None,
     }
 }
 

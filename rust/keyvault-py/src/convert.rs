@@ -25,8 +25,18 @@ pub fn properties<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let state = SecretState::of(p, OffsetDateTime::now_utc(), warning);
-    d.set_item("state", state.as_str())?;
-    d.set_item("readable", state.is_readable())?;
+    match p.scheduled_deletion {
+        // A forgotten secret cannot be read, whatever its dates.
+        Some(_) => {
+            d.set_item("state", "scheduled for deletion")?;
+            d.set_item("readable", false)?;
+        }
+        None => {
+            d.set_item("state", state.as_str())?;
+            d.set_item("readable", state.is_readable())?;
+        }
+    }
+    d.set_item("scheduled_deletion", epoch(p.scheduled_deletion))?;
     d.set_item("ref", &p.secret_ref)?;
     d.set_item("name", &p.name)?;
     d.set_item("version", &p.version)?;

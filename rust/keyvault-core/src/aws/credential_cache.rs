@@ -2,8 +2,9 @@
 //! processes in the kernel keyring, as Entra tokens are ([`crate::token_cache`]), so that a warm
 //! `hg pull` sends exactly one request (GetSecretValue): no STS, no container endpoint, no IMDS.
 //!
-//! - The key hashes everything that decides which credentials the chain would get: the profile
-//!   and its files' paths, `AWS_ROLE_ARN`, the web identity token file's path and a digest of its
+//! - The key hashes everything that decides which credentials the chain would get: the profile,
+//!   its files' paths and a digest of their content, a digest of `AWS_ACCESS_KEY_ID` (keys set
+//!   later must win over a role's cached ones, as the chain's order says), `AWS_ROLE_ARN`, the web identity token file's path and a digest of its
 //!   content, the container endpoint, the IMDS endpoint, the STS endpoint, the region.
 //! - Entries are sealed ([`crate::cache_seal`]) under the material of the source that got them:
 //!   the web identity token file, the container authorization token (or its file), the profile's
@@ -61,14 +62,54 @@ impl zeroize::Zeroize for Payload {
     }
 }
 
+/// Variables whose values are part of the key as they are. The Secrets Manager endpoint too:
+/// the key also namespaces the secret cache, and another endpoint is another store.
+const KEY_VARIABLES: [&str; 11] = [
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+];
+
 /// The chain's inputs that decide its credentials (read from the environment at build time).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct CacheInputs {
     lines: Vec<(String, String)>,
     profile_files: Vec<PathBuf>,
     web_identity_file: Option<PathBuf>,
     container_token_file: Option<PathBuf>,
     container_token: Option<Zeroizing<String>>,
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`: the task's own path on the ECS agent.
+    container_relative_uri: Option<Zeroizing<String>>,
+}
+
+/// Names only: the container token (and the lines' values, which hold its digest) stay out of
+/// any debug output, as [`CacheSeal`]'s.
+impl std::fmt::Debug for CacheInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<&str> = self.lines.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("CacheInputs")
+            .field("lines", &lines)
+            .field("profile_files", &self.profile_files)
+            .field("web_identity_file", &self.web_identity_file)
+            .field("container_token_file", &self.container_token_file)
+            .field(
+                "container_token",
+                &self.container_token.as_ref().map(|_| "****"),
+            )
+            .field(
+                "container_relative_uri",
+                &self.container_relative_uri.as_ref().map(|_| "****"),
+            )
+            .finish()
+    }
 }
 
 impl CacheInputs {
@@ -86,19 +127,22 @@ impl CacheInputs {
             ("config".into(), config.display().to_string()),
             ("credentials".into(), creds.display().to_string()),
         ];
-        for k in [
-            "AWS_ROLE_ARN",
-            "AWS_ROLE_SESSION_NAME",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-            "AWS_EC2_METADATA_DISABLED",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_STS",
-        ] {
+        for k in KEY_VARIABLES {
             lines.push((k.into(), var(k).unwrap_or_default()));
+        }
+        // Local sources come first in the chain: environment keys or a profile's static keys
+        // set after a role's credentials were cached must win over them (and name another
+        // secret cache), so the key id (hashed: no need to put it in a key description) and the
+        // profile files' content are part of the key.
+        if let Some(akid) = var("AWS_ACCESS_KEY_ID") {
+            lines.push((
+                "AWS_ACCESS_KEY_ID".into(),
+                hex::encode(Sha256::digest(akid.as_bytes())),
+            ));
+        }
+        for (name, file) in [("config-content", &config), ("credentials-content", &creds)] {
+            let content = Zeroizing::new(std::fs::read(file).unwrap_or_default());
+            lines.push((name.into(), hex::encode(Sha256::digest(&*content))));
         }
         let web_identity_file = var("AWS_WEB_IDENTITY_TOKEN_FILE")
             .or_else(|| profile.web_identity_token_file.clone())
@@ -123,6 +167,8 @@ impl CacheInputs {
             web_identity_file,
             container_token_file: var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").map(PathBuf::from),
             container_token,
+            container_relative_uri: var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                .map(Zeroizing::new),
         }
     }
 
@@ -154,10 +200,18 @@ impl CacheInputs {
                 Material::Files(vec![f.clone()]),
             ));
         }
-        let container = match (&self.container_token_file, &self.container_token) {
-            (Some(f), _) => Material::Files(vec![f.clone()]),
-            (None, Some(t)) => Material::Value(t.clone()),
-            (None, None) => Material::Public,
+        // On ECS the agent hands out a task's credentials to whoever asks for the task's own
+        // relative URI (a per-task UUID, no token): that path is the material another task on
+        // the same host (same uid, no user namespace) lacks.
+        let container = match (
+            &self.container_token_file,
+            &self.container_token,
+            &self.container_relative_uri,
+        ) {
+            (Some(f), _, _) => Material::Files(vec![f.clone()]),
+            (None, Some(t), _) => Material::Value(t.clone()),
+            (None, None, Some(uri)) => Material::Value(uri.clone()),
+            (None, None, None) => Material::Public,
         };
         links.push((SourceKind::Container.seal_id(), container));
         links.push((SourceKind::InstanceProfile.seal_id(), Material::Public));
@@ -405,6 +459,51 @@ mod tests {
         c.lines
             .push(("AWS_ROLE_ARN".into(), "arn:aws:iam::1:role/other".into()));
         assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn every_endpoint_the_sdk_reads_is_part_of_the_key() {
+        for v in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        ] {
+            assert!(KEY_VARIABLES.contains(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn debug_output_names_the_inputs_without_the_container_token() {
+        let token = "ecs-auth-s3cr3t-token-value";
+        let inputs = CacheInputs {
+            lines: vec![("container-token".into(), "digest-of-it".into())],
+            container_token: Some(Zeroizing::new(token.into())),
+            container_relative_uri: Some(Zeroizing::new("/v2/credentials/task-uuid".into())),
+            ..Default::default()
+        };
+        let text = format!("{inputs:?}");
+        assert!(text.contains("container_token"), "{text}");
+        assert!(text.contains("container-token"), "{text}");
+        assert!(!text.contains(token), "{text}");
+        assert!(!text.contains("digest-of-it"), "{text}");
+        assert!(!text.contains("task-uuid"), "{text}");
+    }
+
+    #[test]
+    fn an_ecs_task_without_a_token_seals_under_its_relative_uri() {
+        let id = SourceKind::Container.seal_id();
+        let task = |uri: &str| CacheInputs {
+            container_relative_uri: Some(Zeroizing::new(uri.into())),
+            ..Default::default()
+        };
+        let ours = task("/v2/credentials/11111111-aaaa").seal();
+        let sealed = ours.seal(id, Purpose::Token, "d", b"creds").unwrap();
+        assert!(ours.open(Purpose::Token, "d", &sealed).is_some());
+        // Another task (its own UUID) and a process with no container variables learn nothing.
+        let other = task("/v2/credentials/22222222-bbbb").seal();
+        assert!(other.open(Purpose::Token, "d", &sealed).is_none());
+        let bare = CacheInputs::default().seal();
+        assert!(bare.open(Purpose::Token, "d", &sealed).is_none());
     }
 
     #[test]

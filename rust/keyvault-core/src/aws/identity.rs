@@ -217,13 +217,18 @@ impl ProfileFacts {
 }
 
 impl Chain {
-    /// The standard chain over `conf` (our HTTP client, sleep, region, timeouts).
-    pub(crate) fn standard(conf: &ProviderConfig, profile: &ProfileFacts) -> Self {
+    /// The standard chain over `conf` (our HTTP client, sleep, region, timeouts); the container
+    /// endpoint and IMDS over `local` (the same with a client that ignores proxy variables).
+    pub(crate) fn standard(
+        conf: &ProviderConfig,
+        local: &ProviderConfig,
+        profile: &ProfileFacts,
+    ) -> Self {
         use aws_config::environment::EnvironmentVariableCredentialsProvider;
         use aws_config::imds::credentials::ImdsCredentialsProvider;
         use std::time::Duration;
         let imds_client = aws_config::imds::Client::builder()
-            .configure(conf)
+            .configure(local)
             .max_attempts(1)
             .connect_timeout(Duration::from_secs(1))
             .read_timeout(Duration::from_secs(1))
@@ -261,7 +266,7 @@ impl Chain {
                 label: "container".to_owned(),
                 provider: Box::new(
                     aws_config::ecs::EcsCredentialsProvider::builder()
-                        .configure(conf)
+                        .configure(local)
                         .build(),
                 ),
                 nothing_here: None,
@@ -271,7 +276,7 @@ impl Chain {
                 label: "instance-profile".to_owned(),
                 provider: Box::new(
                     ImdsCredentialsProvider::builder()
-                        .configure(conf)
+                        .configure(local)
                         .imds_client(imds_client)
                         .build(),
                 ),
@@ -351,32 +356,48 @@ pub(crate) fn reason_text(err: &CredentialsError) -> String {
 }
 
 /// Replaces words that look like AWS keys or tokens (long runs of key characters) by `****`.
-/// Names of environment variables (`AWS_EC2_METADATA_DISABLED`: capitals, digits and `_`) stay:
-/// they are the reason a user needs, and no AWS key id, secret key or token has that shape
-/// (key ids have no `_`; secret keys and tokens are mixed case).
+/// A word is a run of `[A-Za-z0-9+/=_.-]`: anything else (spaces, quotes, `:`, `,`, braces)
+/// separates, so that `"SecretAccessKey":"..."` of a credential process's JSON on stderr and a
+/// JWT (`xxx.yyy.zzz`) are caught too. Names of environment variables
+/// (`AWS_EC2_METADATA_DISABLED`: capitals, digits and `_`) stay: they are the reason a user
+/// needs, and no AWS key id, secret key or token has that shape (key ids have no `_`; secret
+/// keys and tokens are mixed case).
 pub(crate) fn scrub(text: &str) -> String {
-    text.split(' ')
-        .map(|w| {
-            let core = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-            let variable = core.contains('_')
-                && core
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            let keyish = !variable
-                && core.len() >= 16
-                && core
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
-                && core.bytes().any(|b| b.is_ascii_digit())
-                && core.bytes().any(|b| b.is_ascii_uppercase());
-            if keyish {
-                w.replace(core, "****")
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let key_char = |c: char| c.is_ascii_alphanumeric() || "+/=_.-".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !key_char(c)).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(end);
+        out.push_str(&scrub_word(word));
+        let sep = tail.chars().next().map_or(0, char::len_utf8);
+        out.push_str(&tail[..sep]);
+        rest = &tail[sep..];
+    }
+    out
+}
+
+/// `word` (only key characters), or `****` in place of its core when it looks like a key.
+fn scrub_word(word: &str) -> String {
+    // Sentence punctuation around a word ("... is invalid.") is not part of it.
+    let core = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let variable = core.contains('_')
+        && core
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    // A file path or a host's URL has both '.' and '/'; a JWT (base64url) has no '/', a secret
+    // access key (base64) no '.'.
+    let path = core.contains('.') && core.contains('/');
+    let keyish = !variable
+        && !path
+        && core.len() >= 16
+        && core.bytes().any(|b| b.is_ascii_digit())
+        && core.bytes().any(|b| b.is_ascii_uppercase());
+    if keyish {
+        word.replace(core, "****")
+    } else {
+        word.to_owned()
+    }
 }
 
 impl ProvideCredentials for Chain {
@@ -404,6 +425,25 @@ mod tests {
         assert_eq!(scrub(imds), imds);
         // A key id is all capitals and digits, but never has an underscore.
         assert!(!scrub("key AKIAIOSFODNN7EXAMPLE_").contains("AKIAIOSFODNN7EXAMPLE"));
+    }
+
+    #[test]
+    fn scrub_hides_keys_inside_json_and_jwts_from_a_credential_process() {
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let json = format!(r#"bad output: {{"Version":1,"SecretAccessKey":"{secret}"}}"#);
+        let s = scrub(&json);
+        assert!(!s.contains("wJalrXUtnFEMI"), "{s}");
+        assert!(s.contains(r#""SecretAccessKey":"****""#), "{s}");
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmhnIn0.c2lnbmF0dXJlLXBhcnQtMTIzNDU2Nzg";
+        let s = scrub(&format!("token {jwt}: expired"));
+        assert!(!s.contains("eyJzdWIi"), "{s}");
+        assert!(!s.contains("c2lnbmF0dXJl"), "{s}");
+        assert!(s.ends_with(": expired"), "{s}");
+        // Paths and sentences are kept as they were.
+        let plain = "cannot read /var/run/secrets/eks.amazonaws.com/token: No such file";
+        assert_eq!(scrub(plain), plain);
+        let home = "cannot read /home/CI2024user/.aws/credentials-2024";
+        assert_eq!(scrub(home), home);
     }
 
     #[test]

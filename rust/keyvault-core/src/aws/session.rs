@@ -136,9 +136,14 @@ impl AwsSession {
             .chain(ca_bundle.iter())
             .map(PathBuf::as_path)
             .collect();
-        let reqwest = crate::transport::build_client(connect, &roots)?;
+        let reqwest = crate::transport::build_client(connect, &roots, false)?;
         let in_flight: InFlight = Arc::new(Mutex::new(None));
         let http = ReqwestHttpClient::new(reqwest, connect, in_flight.clone());
+        // The container endpoint and IMDS are asked directly, never through HTTP_PROXY or
+        // ALL_PROXY (their token and the keys they return travel in plain http); STS and
+        // Secrets Manager keep the environment's proxy.
+        let direct = crate::transport::build_client(connect, &roots, true)?;
+        let direct = ReqwestHttpClient::new(direct, connect, in_flight.clone());
 
         let profile = ProfileFacts::load(self.config.profile.as_deref()).await;
         let regions =
@@ -161,7 +166,8 @@ impl AwsSession {
             .with_region(Some(aws_config::Region::new(sts_region.clone())))
             .with_retry_config(retry.clone())
             .with_timeout_config(timeouts.clone());
-        let chain = Arc::new(Chain::standard(&provider_config, &profile));
+        let local_config = provider_config.clone().with_http_client(direct);
+        let chain = Arc::new(Chain::standard(&provider_config, &local_config, &profile));
         let inputs = CacheInputs::from_env(&profile, &sts_region);
         let credentials = Arc::new(CachedChain::new(
             chain,
@@ -301,9 +307,10 @@ impl SecretStore for AwsSession {
         value: &SecretValue,
         options: SetOptions,
     ) -> Result<SecretProperties> {
-        let out = run!(self, set(secret_ref, value, options))?;
+        let out = run!(self, set(secret_ref, value, options));
+        // Also when tagging failed after the value was stored: the cached value is stale then.
         self.forget_cached(secret_ref)?;
-        Ok(out)
+        out
     }
 
     fn properties(&self, secret_ref: &SecretRef) -> Result<SecretProperties> {

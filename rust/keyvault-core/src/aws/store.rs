@@ -18,6 +18,7 @@ use crate::secret::SecretValue;
 use crate::secret_ref::SecretRef;
 use crate::store::{Deleted, Secret, SecretProperties, SetOptions, REF_TAG};
 use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
@@ -85,12 +86,31 @@ fn expires_of(tags: &BTreeMap<String, String>) -> Option<OffsetDateTime> {
 }
 
 /// The endpoint a service's requests go to, as the SDK picks it: `AWS_ENDPOINT_URL_<SERVICE>`,
-/// `AWS_ENDPOINT_URL`, else the service's regional endpoint.
+/// `AWS_ENDPOINT_URL`, else the service's regional endpoint; as shown ([`shown_endpoint`]).
 pub(crate) fn endpoint_of(env_suffix: &str, host: &str, region: &str) -> String {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     var(&format!("AWS_ENDPOINT_URL_{env_suffix}"))
         .or_else(|| var("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|| format!("https://{host}.{region}.amazonaws.com"))
+        .map_or_else(
+            || format!("https://{host}.{region}.amazonaws.com"),
+            |url| shown_endpoint(&url),
+        )
+}
+
+/// An endpoint URL for messages and `hg vault`: without userinfo, query or fragment (a proxy
+/// or gateway URL may carry a password or a key there); as given when it has none.
+fn shown_endpoint(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.username().is_empty() && u.password().is_none() => {
+            if u.query().is_none() && u.fragment().is_none() {
+                url.to_owned()
+            } else {
+                crate::transport::display_url(&u)
+            }
+        }
+        Ok(u) => crate::transport::display_url(&u),
+        Err(_) => "(an endpoint URL that does not parse)".to_owned(),
+    }
 }
 
 /// Whether `v` names a version id rather than a staging label.
@@ -244,17 +264,23 @@ impl AwsStore {
             .collect();
         let text = std::str::from_utf8(value.expose()).ok();
         self.bounded(&t.ctx, async {
-            let mut put = t.client.put_secret_value().secret_id(&t.id);
-            put = match text {
-                Some(s) => put.secret_string(s),
-                None => put.secret_binary(Blob::new(value.expose().to_vec())),
+            let put_value = || {
+                let put = t.client.put_secret_value().secret_id(&t.id);
+                match text {
+                    Some(s) => put.secret_string(s),
+                    None => put.secret_binary(Blob::new(value.expose().to_vec())),
+                }
+                .send()
             };
-            let (name, version, arn) = match put.send().await {
-                Ok(out) => (
+            let stored = |out: PutSecretValueOutput| {
+                (
                     out.name().map(str::to_owned),
                     out.version_id().map(str::to_owned),
                     out.arn().map(str::to_owned),
-                ),
+                )
+            };
+            let (name, version, arn) = match put_value().await {
+                Ok(out) => stored(out),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_resource_not_found_exception())
@@ -274,21 +300,43 @@ impl AwsStore {
                         Some(s) => create.secret_string(s),
                         None => create.secret_binary(Blob::new(value.expose().to_vec())),
                     };
-                    let out = create.send().await.map_err(|e| classify(&e, &ctx))?;
-                    return Ok(SecretProperties {
-                        secret_ref: secret_ref.is_path().then(|| secret_ref.as_str().to_owned()),
-                        name: out.name().unwrap_or(&t.id).to_owned(),
-                        version: out.version_id().map(str::to_owned),
-                        id: out.arn().map(str::to_owned),
-                        enabled: true,
-                        expires: options.expires,
-                        tags,
-                        ..Default::default()
-                    });
+                    match create.send().await {
+                        Ok(out) => {
+                            return Ok(SecretProperties {
+                                secret_ref: secret_ref
+                                    .is_path()
+                                    .then(|| secret_ref.as_str().to_owned()),
+                                name: out.name().unwrap_or(&t.id).to_owned(),
+                                version: out.version_id().map(str::to_owned),
+                                id: out.arn().map(str::to_owned),
+                                enabled: true,
+                                expires: options.expires,
+                                tags,
+                                ..Default::default()
+                            })
+                        }
+                        // Another first-time `set` created it since our PutSecretValue: ours
+                        // becomes its next version (one more try, within the same deadline),
+                        // tagged as any update.
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_exists_exception()) =>
+                        {
+                            stored(put_value().await.map_err(|e| classify(&e, &t.ctx))?)
+                        }
+                        Err(e) => return Err(classify(&e, &ctx)),
+                    }
                 }
                 Err(e) => return Err(classify(&e, &t.ctx)),
             };
-            if !aws_tags.is_empty() {
+            // The ref tag was set at creation (a secret's name and ref do not change): only
+            // the caller's tags and the expiry are updated.
+            let update: Vec<Tag> = aws_tags
+                .iter()
+                .filter(|t| t.key() != Some(REF_TAG))
+                .cloned()
+                .collect();
+            if !update.is_empty() {
                 let ctx = ErrorContext {
                     action: "secretsmanager:TagResource",
                     ..t.ctx.clone()
@@ -296,7 +344,22 @@ impl AwsStore {
                 t.client
                     .tag_resource()
                     .secret_id(&t.id)
-                    .set_tags(Some(aws_tags.clone()))
+                    .set_tags(Some(update))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, &ctx))?;
+            }
+            // A new version without --expires has none (as a new Key Vault version): the
+            // previous version's expiry tag must not stay and make `hg vault` warn about it.
+            if options.expires.is_none() {
+                let ctx = ErrorContext {
+                    action: "secretsmanager:UntagResource",
+                    ..t.ctx.clone()
+                };
+                t.client
+                    .untag_resource()
+                    .secret_id(&t.id)
+                    .tag_keys(EXPIRES_TAG)
                     .send()
                     .await
                     .map_err(|e| classify(&e, &ctx))?;
@@ -419,8 +482,11 @@ impl AwsStore {
             let mut out = Vec::new();
             let mut next: Option<String> = None;
             loop {
+                // Forgotten secrets too: they are restorable until their deletion date, and
+                // `hg vault list` says so (ListSecrets hides them by default).
                 let page = client
                     .list_secrets()
+                    .include_planned_deletion(true)
                     .max_results(PAGE_SIZE)
                     .set_next_token(next.take())
                     .send()
@@ -437,6 +503,7 @@ impl AwsStore {
                         created: time_of(s.created_date()),
                         updated: time_of(s.last_changed_date()),
                         tags,
+                        scheduled_deletion: time_of(s.deleted_date()),
                         ..Default::default()
                     });
                 }
@@ -538,6 +605,17 @@ impl AwsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_shown_without_userinfo_query_or_fragment() {
+        let shown = shown_endpoint("https://user:p4ss@gw.example.com:8443/sm?key=k3y#frag");
+        assert_eq!(shown, "https://gw.example.com:8443/sm");
+        assert_eq!(
+            shown_endpoint("http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        assert!(!shown_endpoint("https://user:p4ss@[::1").contains("p4ss"));
+    }
 
     #[test]
     fn version_ids_and_stages_are_told_apart_by_shape() {

@@ -129,29 +129,47 @@ impl fmt::Debug for CredentialChain {
 }
 
 impl CredentialChain {
-    /// Builds the chain for `choice` from `env`; every credential gets `client_options`
-    /// (the store's transport, retry and User-Agent policies). Only links that apply are built.
+    /// [`Self::with_direct`] with one transport for every link (tests without proxies).
+    #[cfg(test)]
     pub(crate) fn new(
         choice: CredentialChoice,
         env: &CredentialEnv,
         client_options: &ClientOptions,
+    ) -> Result<Self> {
+        Self::with_direct(choice, env, client_options, client_options)
+    }
+
+    /// Builds the chain for `choice` from `env`; every credential gets `client_options`
+    /// (the store's transport, retry and User-Agent policies), except the links of a
+    /// host-local endpoint ([`Link::host_local`]: IMDS, App Service, Arc, ...) which get
+    /// `direct_options`, the same over a client that ignores proxy variables. Only links that
+    /// apply are built.
+    pub(crate) fn with_direct(
+        choice: CredentialChoice,
+        env: &CredentialEnv,
+        client_options: &ClientOptions,
+        direct_options: &ClientOptions,
     ) -> Result<Self> {
         let planned = planned_links(choice, env);
         let needs_authority = planned
             .iter()
             .any(|(l, p)| l.uses_entra() && matches!(p, LinkPlan::Use(_)));
         let mut options = client_options.clone();
+        let mut direct = direct_options.clone();
         if needs_authority {
             // Always set the cloud: otherwise the SDK reads AZURE_AUTHORITY_HOST from the process
             // environment, not from `env`.
             let mut custom = CustomConfiguration::default();
             custom.authority_host = authority_host(env)?;
-            options.cloud = Some(Arc::new(CloudConfiguration::Custom(custom)));
+            let cloud = Some(Arc::new(CloudConfiguration::Custom(custom)));
+            options.cloud = cloud.clone();
+            direct.cloud = cloud;
         }
         let entries = planned
             .into_iter()
             .map(|(link, plan)| Entry {
-                ready: matches!(plan, LinkPlan::Use(_)).then(|| link.build(env, &options)),
+                ready: matches!(plan, LinkPlan::Use(_))
+                    .then(|| link.build(env, if link.host_local() { &direct } else { &options })),
                 link,
                 plan,
             })

@@ -62,6 +62,12 @@ pub(crate) trait Link: Send + Sync {
     fn seal_material(&self, env: &CredentialEnv) -> Material;
     /// Builds the credential. Called only when the plan is `Use`.
     fn build(&self, env: &CredentialEnv, options: &ClientOptions) -> Ready;
+    /// True when it asks an endpoint of this host in plain http (IMDS, App Service, Arc, Azure
+    /// ML, Service Fabric): never through HTTP_PROXY / ALL_PROXY, as the SDK's own managed
+    /// identity client does, so that its secret header and the token stay off the proxy.
+    fn host_local(&self) -> bool {
+        false
+    }
     /// True when it talks to Entra's token endpoint (then `AZURE_AUTHORITY_HOST` matters).
     fn uses_entra(&self) -> bool {
         false

@@ -176,6 +176,7 @@ impl Envelope {
             updated: epoch(Some(self.updated)),
             content_type: None,
             tags: self.tags.clone(),
+            scheduled_deletion: None,
         }
     }
 

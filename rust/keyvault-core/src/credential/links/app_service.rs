@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct AppService;
 
 impl Link for AppService {
+    fn host_local(&self) -> bool {
+        true
+    }
+
     fn id(&self) -> &'static str {
         "app-service"
     }

@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct AzureArc;
 
 impl Link for AzureArc {
+    fn host_local(&self) -> bool {
+        true
+    }
+
     fn id(&self) -> &'static str {
         "azure-arc"
     }

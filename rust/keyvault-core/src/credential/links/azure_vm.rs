@@ -22,6 +22,10 @@ const OTHER_ENDPOINTS: [&str; 3] = [
 ];
 
 impl Link for AzureVm {
+    fn host_local(&self) -> bool {
+        true
+    }
+
     fn id(&self) -> &'static str {
         "azure-vm"
     }

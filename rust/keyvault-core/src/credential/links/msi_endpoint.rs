@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct MsiEndpoint;
 
 impl Link for MsiEndpoint {
+    fn host_local(&self) -> bool {
+        true
+    }
+
     fn id(&self) -> &'static str {
         "msi-endpoint"
     }

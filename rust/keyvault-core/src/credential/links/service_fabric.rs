@@ -11,6 +11,10 @@ use azure_core::http::ClientOptions;
 pub(crate) struct ServiceFabric;
 
 impl Link for ServiceFabric {
+    fn host_local(&self) -> bool {
+        true
+    }
+
     fn id(&self) -> &'static str {
         "service-fabric"
     }
