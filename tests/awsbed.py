@@ -6,7 +6,7 @@ the ref's path: ``secret://hg/ci-bot/password`` is ``hg-hg/ci-bot/password``, do
 "AWS names") with the ref tag the product writes, or with ``hg vault set`` where the test is
 about writing. A client's environment holds only what the test gives it: no AWS variable of
 the machine, no ~/.aws, and ``AWS_EC2_METADATA_DISABLED=true`` unless the test plays an EC2
-instance (so that nothing is ever sent to 169.254.169.254 from the machine's own namespace).
+instance (so that nothing is ever sent to the metadata address from the machine's own namespace).
 """
 
 from __future__ import annotations

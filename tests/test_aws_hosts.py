@@ -1,6 +1,6 @@
 """The AWS sources that live at fixed link-local addresses, each in a network + mount
 namespace of the test's own (tests/netns.py): the EC2 instance metadata service at
-169.254.169.254 (IMDSv2) and the ECS task credentials endpoint at 169.254.170.2
+``IMDS_ADDRESS`` (IMDSv2) and the ECS task credentials endpoint at 169.254.170.2
 (``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``). Everything (moto, nginx, gunicorn, the metadata
 servers, hg) runs inside that namespace; no packet to those addresses leaves the machine's own.
 """

@@ -2,7 +2,7 @@
 the authenticated nginx + hgweb server with `[keyvault] provider = aws`, the password in moto's
 Secrets Manager, the identity from the environment, the shared files, a credential process,
 web identity (EKS IRSA, GitHub Actions), the container endpoint (ECS, EKS Pod Identity) or
-IMDSv2 (endpoint override here; the real 169.254.169.254 only inside a network namespace of
+IMDSv2 (endpoint override here; the real metadata address only inside a network namespace of
 the test's own, tests/test_aws_hosts.py). `hg vault -T json` names the source and the caller
 ARN sts:GetCallerIdentity gave; moto's request log proves what each command sent: the warm
 pull exactly one GetSecretValue, the cold clone the credential source plus one.

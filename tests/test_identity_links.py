@@ -4,7 +4,7 @@ recognised by the SMBIOS asset tag, Arc, Cloud Shell, Azure ML, App Service over
 from a CI's own OIDC token (GitHub / Forgejo Actions, Azure Pipelines, GitLab / Heptapod), and
 each refusal with its message. Every test runs in a network + mount namespace of its own
 (tests/netns.py): the product's fixed IMDS address, SMBIOS file and Arc token directory are the
-namespace's, and no packet to 169.254.169.254 ever leaves the machine's own namespace.
+namespace's, and no packet to the metadata address ever leaves the machine's own namespace.
 
 Each scenario also measures what the link costs, cold (the clone: no cached token) and warm (a
 pull right after), in emulator requests and milliseconds; ``-s`` prints the table and it is
@@ -26,6 +26,7 @@ from bed import Result, start_bed
 from netns import (
     ARC_TOKEN_DIR,
     AZURE_ASSET_TAG,
+    IMDS_ADDRESS,
     ConnectionRecorder,
     run_isolated,
     unavailable_reason,
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(una
 TAP = Path(__file__).with_name("proctap.py")
 REPORT = Path(__file__).resolve().parent.parent / ".work" / "reports" / "identity-links.txt"
 LISTENERS = [
-    "imds=169.254.169.254:80",
+    f"imds={IMDS_ADDRESS}:80",
     "arc=127.0.0.1:0",
     "cloudshell=127.0.0.1:0",
     "ml=127.0.0.1:0",
@@ -544,7 +545,7 @@ def test_off_azure_without_identity_fails_at_once_and_sends_imds_nothing(tmp_pat
     line = (
         f"off Azure ({asset_tag or 'no SMBIOS'}): clone failed in "
         f"{run.clone.seconds * 1000:.0f} ms, pull in {pull.seconds * 1000:.0f} ms; "
-        "connections to 169.254.169.254: 0"
+        f"connections to {IMDS_ADDRESS}: 0"
     )
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     with (REPORT.parent / "off-azure.txt").open("a") as f:
@@ -590,7 +591,7 @@ def test_a_hanging_identity_endpoint_is_bounded_by_keyvault_timeout(tmp_path, li
     )
     assert run.clone.returncode != 0
     out = run.clone.output
-    url = "http://169.254.169.254/metadata/identity/oauth2/token"
+    url = f"http://{IMDS_ADDRESS}/metadata/identity/oauth2/token"
     if link == "github-actions":
         url = "/github/idtoken"
     assert f"{url} within 2 s (keyvault.timeout)" in out, out

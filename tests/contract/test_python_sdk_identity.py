@@ -2,7 +2,7 @@
 endpoints (IMDS, Arc, Cloud Shell, Azure ML, App Service over http) and its CI OIDC issuers with
 Entra's federated credential check: what Microsoft's own client accepts, the emulator must
 answer as the real services do. IMDS and Arc run in a network + mount namespace of their own
-(tests/netns.py), so the SDK's fixed 169.254.169.254 and /var/opt/azcmagent/tokens are the
+(tests/netns.py), so the SDK's fixed IMDS address and /var/opt/azcmagent/tokens are the
 namespace's."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 from emulator import Emulator, start_emulator
-from netns import ARC_TOKEN_DIR, run_isolated, unavailable_reason
+from netns import ARC_TOKEN_DIR, IMDS_ADDRESS, run_isolated, unavailable_reason
 
 SCOPE = "https://vault.azure.net/.default"
 IDENTITY_VARIABLES = (
@@ -78,7 +78,7 @@ def test_managed_identity_credential_uses_each_local_endpoint(listeners, host_en
 
 def _sdk_on_azure_host(tmp_path, role: str) -> dict:
     """In the namespace: the emulator serving ``role``, the SDK's ManagedIdentityCredential."""
-    listen = "imds=169.254.169.254:80" if role == "imds" else "arc=127.0.0.1:0"
+    listen = f"imds={IMDS_ADDRESS}:80" if role == "imds" else "arc=127.0.0.1:0"
     emu = start_emulator(tmp_path, http_listen=[listen], arc_token_dir=ARC_TOKEN_DIR)
     try:
         for name in IDENTITY_VARIABLES:

@@ -1,6 +1,6 @@
 """A plain-HTTP server on a thread of this process, with a request log: the base of the bed's
 small AWS metadata servers (container credentials, IMDSv2). They live on loopback (or, for
-169.254.169.254 and 169.254.170.2, only inside a test's own network namespace: tests/netns.py),
+the link-local metadata addresses, only inside a test's own network namespace: tests/netns.py),
 speak HTTP as the real ones do, and are stopped with the test (``stop()``)."""
 
 from __future__ import annotations

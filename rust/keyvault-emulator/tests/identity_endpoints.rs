@@ -307,20 +307,42 @@ fn listeners_bind_only_loopback_or_the_imds_address_for_imds() {
         "arc=169.254.169.254:80",
         "nosuch=127.0.0.1:0",
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hg-keyvault-emulator"))
-            .args(["--http-listen", bad])
+        // In a network namespace of the test's own (`unshare -n`): refused at parsing, but no
+        // listener on a link-local address is ever attempted in the machine's namespace.
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-n",
+                env!("CARGO_BIN_EXE_hg-keyvault-emulator"),
+                "--http-listen",
+                bad,
+            ])
             .output()
             .unwrap();
         assert!(!out.status.success(), "{bad}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("unshare:"),
+            "unshare failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stdout.is_empty(), "{bad}: no ready line");
     }
 }
 
 #[test]
 fn imds_is_not_served_in_the_machines_own_network_namespace() {
-    // cargo test runs in the machine's namespace: the emulator refuses before binding anything.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hg-keyvault-emulator"))
-        .args(["--http-listen", "imds=169.254.169.254:80"])
+    // The emulator serves IMDS only where `lo` is the one device (a namespace made with
+    // `unshare -n`). The test plays a namespace that has another device too, as the machine's
+    // own does, inside a namespace of its own (a veth pair there), so nothing is ever attempted
+    // on the link-local address in the machine's namespace: refused before binding anything.
+    let out = std::process::Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link add kv0 type veth peer name kv1 && exec \"$0\" --http-listen \"$1\"",
+            env!("CARGO_BIN_EXE_hg-keyvault-emulator"),
+            "imds=169.254.169.254:80",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -1,6 +1,6 @@
-//! Azure Instance Metadata Service's token endpoint, as an Azure VM sees it at
-//! `http://169.254.169.254/metadata/identity/oauth2/token` (tests serve it there only inside a
-//! network namespace of their own).
+//! Azure Instance Metadata Service's token endpoint, as an Azure VM sees it at the link-local
+//! metadata address, path `/metadata/identity/oauth2/token` (tests serve it there only inside a
+//! network namespace of their own: main.rs refuses the listener anywhere else).
 //!
 //! Sources: Microsoft docs "How to use managed identities for Azure resources on an Azure VM to
 //! acquire an access token" (request, sample response, error table: 400 `invalid_request`
