@@ -110,7 +110,7 @@ def entra_requests(bed: Bed, since: int) -> int:
 @pytest.mark.parametrize("send_as", ["bearer", "basic"])
 def test_clone_pull_and_push_as_the_managed_identity(bed, proxy, tmp_path, send_as):
     client = token_client(bed, proxy, tmp_path, send_as=send_as)
-    seen, entra_since = len(proxy.requests()), len(bed.emulator.requests())
+    seen, entra_since = proxy.mark(), len(bed.emulator.requests())
     clone = client.hg("clone", proxy.repo_url(), "work")
     assert clone.returncode == 0, clone.output
     cold = entra_requests(bed, entra_since)
@@ -127,8 +127,7 @@ def test_clone_pull_and_push_as_the_managed_identity(bed, proxy, tmp_path, send_
     # identity's token in the shared token cache); the pull is warm: none at all.
     assert cold <= 1
     assert entra_requests(bed, entra_since) == 0
-    proxy.request_after(len(proxy.requests()) - 1)
-    entries = proxy.requests()[seen:]
+    entries = proxy.requests_since(seen)
     managed = bed.emulator.principal("managed")["object_id"]
     # Every request carried the token the chosen way, and Apache let each through as the MI.
     assert {(e["auth_scheme"], e["remote_user"], e["status"]) for e in entries} == {
@@ -146,12 +145,11 @@ def test_push_is_refused_by_hgweb_for_an_identity_not_in_allow_push(bed, proxy, 
     work = client.home / "work"
     (work / "officer.txt").write_text("the officer may read only\n")
     client.hg("commit", "-A", "-m", "officer push", cwd=work)
-    seen = len(proxy.requests())
+    seen = proxy.mark()
     push = client.hg("push", cwd=work)
     assert push.returncode != 0
     assert "officer push" not in server_log(proxy)
-    proxy.request_after(len(proxy.requests()) - 1)
-    unbundles = [e for e in proxy.requests()[seen:] if "cmd=unbundle" in e["uri"]]
+    unbundles = [e for e in proxy.requests_since(seen) if "cmd=unbundle" in e["uri"]]
     # Apache let the officer's token through (REMOTE_USER is its object id); hgweb refused the
     # push to that identity (it answers "push not authorized" with a 401 of its own).
     officer = bed.emulator.principal("officer")["object_id"]
@@ -216,23 +214,23 @@ def test_a_push_that_outlives_its_token_gets_a_fresh_one_before_it_expires(bed, 
         f"import time\n\ndef hook(ui, repo, **kwargs):\n    time.sleep({SHORT_LIFETIME + 1})\n"
     )
     client.append_config(f"[hooks]\npreoutgoing.outlive = python:{hook}:hook\n")
-    seen, entra_since = len(proxy.requests()), len(bed.emulator.requests())
+    seen, entra_since = proxy.mark(), len(bed.emulator.requests())
     # Without the cross-process cache the push starts with a token of its own (however fast the
     # clone was), so a second Entra request can only be the renewal within this one process.
     push = client.hg("push", "--config", "keyvault.token-cache=false", cwd=work)
     assert push.returncode == 0, push.output
     assert server_log(proxy)[0] == "slow push"
-    proxy.request_after(len(proxy.requests()) - 1)
     # Renewed before it expired: Apache never refused a request of this push.
-    assert [e["status"] for e in proxy.requests()[seen:]] == [200] * (len(proxy.requests()) - seen)
+    statuses = [e["status"] for e in proxy.requests_since(seen)]
+    assert statuses and statuses == [200] * len(statuses)
     assert entra_requests(bed, entra_since) >= 2
 
 
 def test_a_redirect_to_another_origin_carries_no_token(bed, proxy, tmp_path):
     client = token_client(bed, proxy, tmp_path)
-    nginx_seen, apache_seen = len(bed.server.requests()), len(proxy.requests())
+    nginx_seen, apache_seen = len(bed.server.requests()), proxy.mark()
     client.hg("clone", proxy.url + "redirect/repo", "work")
-    redirect = proxy.request_after(apache_seen)
+    redirect = proxy.requests_since(apache_seen)[0]
     assert (redirect["status"], redirect["auth_scheme"]) == (302, "bearer")
     followed = bed.server.requests()[nginx_seen:]
     assert followed, "hg did not follow the redirect"
@@ -245,7 +243,7 @@ def test_chg_clones_and_pushes_with_the_token(bed, proxy, tmp_path):
     client = token_client(bed, proxy, tmp_path)
     client.env.update(CHGHG=HG, CHGSOCKNAME=str(socket), CHGTIMEOUT="60")
     try:
-        seen = len(proxy.requests())
+        seen = proxy.mark()
         assert client.hg("clone", proxy.repo_url(), "one", program=CHG).returncode == 0
         assert client.hg("clone", proxy.repo_url(), "two", program=CHG).returncode == 0
         work = client.home / "two"
@@ -254,9 +252,8 @@ def test_chg_clones_and_pushes_with_the_token(bed, proxy, tmp_path):
         push = client.hg("push", cwd=work, program=CHG)
         assert push.returncode == 0, push.output
         assert server_log(proxy)[0] == "via chg"
-        proxy.request_after(len(proxy.requests()) - 1)
         managed = bed.emulator.principal("managed")["object_id"]
-        assert {(e["remote_user"], e["status"]) for e in proxy.requests()[seen:]} == {
+        assert {(e["remote_user"], e["status"]) for e in proxy.requests_since(seen)} == {
             (managed, 200)
         }
     finally:

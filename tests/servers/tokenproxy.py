@@ -34,6 +34,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ LogLevel warn auth_openidc:info
 # What a test may look at; never the Authorization header (the token).
 SetEnvIf Authorization "^Bearer " AUTH_SCHEME=bearer
 SetEnvIf Authorization "^Basic " AUTH_SCHEME=basic
+# X-Test-Tag: the id a test's own request carries, to find its line (never a secret).
 LogFormat "{log_format}" json
 CustomLog "{access_log}" json
 
@@ -116,8 +118,10 @@ OIDCPassClaimsAs none
 _LOG_FORMAT = (
     '{\\"remote_user\\": \\"%u\\", \\"auth_scheme\\": \\"%{AUTH_SCHEME}e\\", '
     '\\"method\\": \\"%m\\", \\"uri\\": \\"%U%q\\", \\"status\\": %>s, '
-    '\\"time\\": \\"%{%s}t\\"}'
+    '\\"time\\": \\"%{%s}t\\", \\"tag\\": \\"%{X-Test-Tag}i\\"}'
 )
+TAG_HEADER = "X-Test-Tag"
+MARK_PATH = "/.test-mark"
 
 
 @dataclass
@@ -135,6 +139,7 @@ class TokenProxy:
     _apache: subprocess.Popen | None = field(default=None, repr=False)
     _gunicorn: subprocess.Popen | None = field(default=None, repr=False)
     _private_dir: Path | None = field(default=None, repr=False)
+    last_tag: str | None = field(default=None, repr=False)  # of the last get()
 
     @property
     def apache_pid(self) -> int | None:
@@ -147,24 +152,49 @@ class TokenProxy:
         return self.repos_dir / name
 
     def requests(self) -> list[dict[str, Any]]:
-        """Apache's access log: remote_user, auth_scheme (bearer, basic or ""), method, uri,
-        status, time."""
+        """Apache's access log: remote_user, auth_scheme (bearer, basic or "-"), method, uri,
+        status, time, tag ("-" unless the request came from ``get``)."""
         if not self.access_log.exists():
             return []
         return [json.loads(x) for x in self.access_log.read_text().splitlines() if x.strip()]
 
-    def request_after(self, count: int) -> dict[str, Any]:
-        """The access log entry after the first ``count`` ones. Apache writes it once the
-        response is sent, so a client may read the answer before the line exists: wait for it
-        (bounded)."""
+    def logged(self, tag: str) -> tuple[int, dict[str, Any]]:
+        """(index, entry) of the access log line of the request that carried ``tag``. Apache
+        writes a line once the response is sent, in whatever order its threads finish, so a
+        client may read the answer before the line exists and counting lines proves nothing:
+        wait (bounded) for this very line."""
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            entries = self.requests()
-            if len(entries) > count:
-                return entries[count]
+            for index, entry in enumerate(self.requests()):
+                if entry.get("tag") == tag:
+                    return index, entry
             if time.monotonic() > deadline:
-                raise HgServerError(f"Apache logged no request after the first {count}")
+                raise HgServerError(f"Apache logged no request tagged {tag}")
             time.sleep(0.01)
+
+    def last_request(self) -> dict[str, Any]:
+        """The access log entry of the last ``get``."""
+        assert self.last_tag is not None, "no request made through get() yet"
+        return self.logged(self.last_tag)[1]
+
+    def mark(self) -> str:
+        """A tagged request of its own (answered 401) that bounds the requests of what a test
+        runs next, e.g. an hg command: see ``requests_since``."""
+        self.get(MARK_PATH, None)
+        assert self.last_tag is not None
+        self.logged(self.last_tag)
+        return self.last_tag
+
+    def requests_since(self, mark: str) -> list[dict[str, Any]]:
+        """The entries logged between ``mark`` and a new mark made now, without marks or other
+        tagged requests: what the client under test sent once it has finished. A request
+        whose response the client already had is logged before a mark sent after it (the
+        mark's TLS handshake and authentication take far longer than writing one line)."""
+        end = self.mark()
+        start_index, _ = self.logged(mark)
+        end_index, _ = self.logged(end)
+        between = self.requests()[start_index + 1 : end_index]
+        return [e for e in between if e.get("tag") in ("", "-")]
 
     def error_log_text(self) -> str:
         return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
@@ -173,12 +203,16 @@ class TokenProxy:
         return ssl.create_default_context(cafile=self.ca_file)
 
     def get(self, path: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
-        """One HTTPS GET through the proxy: (status, headers, body)."""
+        """One HTTPS GET through the proxy: (status, headers, body); tagged (``last_tag``) so
+        that ``last_request`` finds its log line."""
         conn = http.client.HTTPSConnection(
             "localhost", self.port, context=self.ssl_context(), timeout=15
         )
         try:
-            headers = {"Authorization": authorization} if authorization else {}
+            self.last_tag = uuid.uuid4().hex
+            headers = {TAG_HEADER: self.last_tag}
+            if authorization:
+                headers["Authorization"] = authorization
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
