@@ -9,7 +9,10 @@ use url::Url;
 /// The scheme of path refs.
 pub const SCHEME: &str = "secret://";
 
-/// Longest accepted ref: the ref is stored in a Key Vault tag, whose values hold 256 characters.
+/// Longest accepted ref: every store keeps the ref in a tag of the secret, and the tightest
+/// tag value limit is Secrets Manager's 256 characters (`aws::names::MAX_TAG_VALUE_CHARS`; Key
+/// Vault allows 512). One limit for every provider, so that `hg vault migrate` never meets a ref
+/// one store takes and another refuses.
 pub const MAX_REF_LEN: usize = 256;
 
 const EXAMPLES: &str = "a valid ref looks like secret://hg/ci-bot/password, \
