@@ -166,6 +166,26 @@ impl AwsStore {
         Ok(Target { id, client, ctx })
     }
 
+    /// ListSecrets' client and error context: it runs in the default region (there is no ref
+    /// to take one from); `purpose` names what needed a region when none is configured.
+    fn list_target(&self, purpose: &str) -> Result<(Client, ErrorContext)> {
+        let region = self
+            .regions
+            .default_region()
+            .ok_or_else(|| errors::no_region(purpose))?
+            .to_owned();
+        let client = self.client(&region);
+        let ctx = ErrorContext {
+            action: "secretsmanager:ListSecrets",
+            subject: format!("the secrets of {region}"),
+            resource: "*".to_owned(),
+            endpoint: self.endpoint(&region),
+            region,
+            timeout: self.timeout,
+        };
+        Ok((client, ctx))
+    }
+
     /// Runs `op` within the timeout; a late answer is a timeout naming the request in flight.
     pub(crate) async fn bounded<T>(
         &self,
@@ -464,20 +484,7 @@ impl AwsStore {
 
     /// ListSecrets in the default region, every page; managed ones carry their ref.
     pub(crate) async fn list(&self) -> Result<Vec<SecretProperties>> {
-        let region = self
-            .regions
-            .default_region()
-            .ok_or_else(|| errors::no_region("listing secrets"))?
-            .to_owned();
-        let client = self.client(&region);
-        let ctx = ErrorContext {
-            action: "secretsmanager:ListSecrets",
-            subject: format!("the secrets of {region}"),
-            resource: "*".to_owned(),
-            endpoint: self.endpoint(&region),
-            region,
-            timeout: self.timeout,
-        };
+        let (client, ctx) = self.list_target("listing secrets")?;
         self.bounded(&ctx, async {
             let mut out = Vec::new();
             let mut next: Option<String> = None;
@@ -540,20 +547,7 @@ impl AwsStore {
 
     /// One ListSecrets call of one entry: the service answers and accepts the credentials.
     pub(crate) async fn ping(&self) -> Result<()> {
-        let region = self
-            .regions
-            .default_region()
-            .ok_or_else(|| errors::no_region("the store"))?
-            .to_owned();
-        let client = self.client(&region);
-        let ctx = ErrorContext {
-            action: "secretsmanager:ListSecrets",
-            subject: format!("the secrets of {region}"),
-            resource: "*".to_owned(),
-            endpoint: self.endpoint(&region),
-            region,
-            timeout: self.timeout,
-        };
+        let (client, ctx) = self.list_target("the store")?;
         self.bounded(&ctx, async {
             client
                 .list_secrets()
