@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,14 +272,28 @@ def sdk_client(bed: Bed):
 
 def files_containing(roots: list[Path], needle: bytes) -> tuple[list[Path], int]:
     """Files under ``roots`` whose bytes contain ``needle``, and how many files were searched."""
-    hits, searched = [], 0
+    hits, searched = needles_in_files(roots, {"needle": needle})
+    return [path for path, _ in hits], searched
+
+
+def needles_in_files(
+    roots: list[Path],
+    needles: dict[str, bytes],
+    skip: Callable[[Path], bool] = lambda path: False,
+) -> tuple[list[tuple[Path, str]], int]:
+    """(file, needle name) for every named needle found in a regular file under ``roots``
+    (symlinks not followed, unreadable files passed over, ``skip`` ones left out), and how many
+    files were searched: the file walk of every leak scan."""
+    hits: list[tuple[Path, str]] = []
+    searched = 0
     for root in roots:
         for path in root.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                searched += 1
-                try:
-                    if needle in path.read_bytes():
-                        hits.append(path)
-                except OSError:
-                    continue
+            if not path.is_file() or path.is_symlink() or skip(path):
+                continue
+            searched += 1
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            hits += [(path, name) for name, needle in needles.items() if needle in data]
     return hits, searched

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from awsbed import fake_jwt, start_aws_bed, unique_ref
-from bed import Client, Result
+from bed import Client, Result, needles_in_files
 from hgserver import HG
 from servers.ecscreds import ContainerCredentials
 from servers.imdsv2 import InstanceMetadata
@@ -100,11 +100,10 @@ def _no_leak(client: Client, needles: list[bytes]) -> None:
     """None of ``needles`` in any output of the client or any file under its home and temp."""
     outputs = "".join(client.outputs).encode()
     assert not [n for n in needles if n in outputs]
-    for base in (client.home, client.root / "tmp"):
-        for path in base.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                data = path.read_bytes()
-                assert not [n for n in needles if n in data], path
+    found, _ = needles_in_files(
+        [client.home, client.root / "tmp"], {f"needle {i}": n for i, n in enumerate(needles)}
+    )
+    assert not found
 
 
 def _write_private(path: Path, text: str) -> Path:

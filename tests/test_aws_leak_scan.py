@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from awsbed import fake_jwt, start_aws_bed
+from bed import needles_in_files
 from hgserver import HG
 from servers.ecscreds import ContainerCredentials
 
@@ -176,19 +177,12 @@ def test_no_aws_credential_or_value_anywhere(world):
     assert b"aws leak scan" in server_log, "the pushes reached the server"
     places += 1
     hits += [f"server hg log: {n}" for n, v in needles.items() if v in server_log]
-    for path in aws.root.rglob("*"):
-        # The taps' own recordings hold every process's environment, so the keys the host gave
-        # hg (env keys, the ECS token) are in them by construction: they are searched below,
-        # process by process, where what the host gave is told apart from what hg added.
-        if path.name == "tap.jsonl":
-            continue
-        if path.is_file() and not path.is_symlink():
-            places += 1
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            hits += [f"file {path}: {n}" for n, v in needles.items() if v in data]
+    # The taps' own recordings hold every process's environment, so the keys the host gave
+    # hg (env keys, the ECS token) are in them by construction: they are searched below,
+    # process by process, where what the host gave is told apart from what hg added.
+    found, searched = needles_in_files([aws.root], needles, skip=lambda p: p.name == "tap.jsonl")
+    places += searched
+    hits += [f"file {path}: {n}" for path, n in found]
     snapshots = 0
     for client, identity in clients:
         given = world["identities"][identity]

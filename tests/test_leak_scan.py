@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from bed import start_bed
+from bed import needles_in_files, start_bed
 from hgserver import HG
 from recorder import start_recorder
 from smtpserver import start_smtp_server
@@ -274,15 +274,9 @@ def test_no_secret_anywhere_across_the_scenario_matrix(world):
             hits += [f"output: {n}" for n, v in needles.items() if v in data]
     # 2. Every file under the clients (homes, repos, blackbox logs, temp dirs, taps) and
     #    the servers' and the vault's directories.
-    for base in (world["root"],):
-        for path in base.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                places += 1
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                hits += [f"file {path}: {n}" for n, v in needles.items() if v in data]
+    found, searched = needles_in_files([world["root"]], needles)
+    places += searched
+    hits += [f"file {path}: {n}" for path, n in found]
     # 3. argv and environment of every process each tap saw.
     snapshots = 0
     for client in clients:
