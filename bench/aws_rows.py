@@ -27,7 +27,9 @@ print(len(client.get_secret_value(SecretId=sys.argv[3])["SecretString"]))
 """
 
 
-def aws_rows(s, work: Path, *, run, interleaved, row, log, repo: Path) -> list[dict]:
+def aws_rows(
+    s, work: Path, *, run, interleaved, row, time_ratio_row, log, repo: Path
+) -> list[dict]:
     from servers.motoserver import start_moto
 
     moto = start_moto(s.root / "moto", s.ca, recording=s.root / "moto-requests.jsonl")
@@ -100,15 +102,12 @@ def aws_rows(s, work: Path, *, run, interleaved, row, log, repo: Path) -> list[d
             f", aws {cli / f['ours']:.1f}x" if cli else ""
         )
         return [
-            row(
+            time_ratio_row(
                 "authenticated `hg pull` (nothing new), `provider = aws` (moto) warm vs "
                 "plaintext `[auth]`",
-                ours=t["ours"],
-                base=t["plain"],
-                ratio=t["ours"] / t["plain"],
-                target="≤ 1.10",
-                met=t["ours"] / t["plain"] <= 1.10,
-                unit="ms",
+                t["ours"],
+                t["plain"],
+                1.10,
             ),
             row(
                 "requests to AWS per warm `hg pull` (`provider = aws`)",
