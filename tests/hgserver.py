@@ -105,10 +105,7 @@ class HgServer:
     def requests(self) -> list[dict[str, Any]]:
         """The access log so far: dicts with time, remote_user, has_auth (0/1), method, uri,
         cmd (hg wire command), status, bytes, request_time, upstream_status, host."""
-        if not self.access_log.exists():
-            return []
-        lines = self.access_log.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        return server_requests(self)
 
     def add_repo(self, name: str, *, seed: bool = True) -> str:
         """Create another repository; hgweb rescans on every request, no restart needed."""
@@ -597,6 +594,7 @@ def _wait_until_serving(server, deadline: float, log_start: int) -> None:
             resp = conn.getresponse()
             body = resp.read()
             if is_ready(resp.status, body):
+                _wait_for_logged(server, probe_path, deadline)
                 return
             last_error = f"HTTP {resp.status}: {body[:200]!r}"
         except (OSError, http.client.HTTPException) as exc:
@@ -606,6 +604,23 @@ def _wait_until_serving(server, deadline: float, log_start: int) -> None:
         if time.monotonic() > deadline:
             raise HgServerError(f"server not ready: {last_error}" + _log_tails(server))
         time.sleep(0.02)
+
+
+def _wait_for_logged(server, probe_path: str, deadline: float) -> None:
+    """Until the ready probe's access log line exists. nginx writes it after the response, so
+    a test that counts the lines right after start could otherwise see the probe's (an
+    authenticated request) arrive among its own."""
+    while not any(r["uri"] == probe_path and r["status"] == 200 for r in server_requests(server)):
+        if time.monotonic() > deadline:
+            raise HgServerError("nginx logged no line for the ready probe" + _log_tails(server))
+        time.sleep(0.01)
+
+
+def server_requests(server) -> list[dict[str, Any]]:
+    """The JSON lines of an nginx-fronted server's access log (see ``HgServer.requests``)."""
+    if not server.access_log.exists():
+        return []
+    return [json.loads(line) for line in server.access_log.read_text().splitlines() if line.strip()]
 
 
 def _nginx_has_bound(server) -> bool:
