@@ -23,6 +23,22 @@ fn session(emu: &Emulator, principal: &str) -> Session {
 }
 
 /// Neither the value nor its Base64 may appear in an error's Display or Debug.
+/// Stores `value` at `path` as a new version.
+fn put(s: &Session, path: &str, value: &str) {
+    s.set(&r(path), &SecretValue::from(value), SetOptions::default())
+        .unwrap();
+}
+
+/// Stores `value` at `path` and reads it back through `s`: the session's link authenticated
+/// both a write and a read.
+fn round_trip(s: &Session, path: &str, value: &str) {
+    put(s, path, value);
+    assert_eq!(
+        s.get(&r(path), None).unwrap().value.expose(),
+        value.as_bytes()
+    );
+}
+
 fn assert_redacted(err: &hg_keyvault_core::Error) {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(DISTINCTIVE);
@@ -184,13 +200,7 @@ fn an_identifier_of_another_vault_is_a_bad_ref() {
 fn environment_link_reports_identity_claims() {
     let emu = Emulator::start(&[]);
     let s = session(&emu, "officer");
-    s.set(
-        &r("secret://id/x"),
-        &SecretValue::from("v"),
-        SetOptions::default(),
-    )
-    .unwrap();
-    s.get(&r("secret://id/x"), None).unwrap();
+    round_trip(&s, "secret://id/x", "v");
     let id = s.identity().unwrap();
     assert_eq!(id.link, CredentialChoice::Environment);
     assert_eq!(
@@ -229,16 +239,7 @@ fn workload_identity_link_uses_the_federated_token_file() {
         ("AZURE_AUTHORITY_HOST", emu.s("authority_host")),
     ]);
     let s = Session::with_env(&emu.config(), env).unwrap();
-    s.set(
-        &r("secret://wi/x"),
-        &SecretValue::from("wi"),
-        SetOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        s.get(&r("secret://wi/x"), None).unwrap().value.expose(),
-        b"wi"
-    );
+    round_trip(&s, "secret://wi/x", "wi");
     let id = s.identity().unwrap();
     assert_eq!(id.link, CredentialChoice::WorkloadIdentity);
     assert_eq!(
@@ -255,16 +256,7 @@ fn managed_identity_link_uses_identity_endpoint_and_header() {
         ("IDENTITY_HEADER", emu.s("identity_header")),
     ]);
     let s = Session::with_env(&emu.config(), env).unwrap();
-    s.set(
-        &r("secret://mi/x"),
-        &SecretValue::from("mi"),
-        SetOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        s.get(&r("secret://mi/x"), None).unwrap().value.expose(),
-        b"mi"
-    );
+    round_trip(&s, "secret://mi/x", "mi");
     let id = s.identity().unwrap();
     assert_eq!(id.link, CredentialChoice::ManagedIdentity);
     assert_eq!(
@@ -314,16 +306,7 @@ fn azure_cli_link_runs_az_from_the_chain_path() {
     let env =
         CredentialEnv::from_pairs([("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))]);
     let s = Session::with_env(&emu.config(), env).unwrap();
-    s.set(
-        &r("secret://cli/x"),
-        &SecretValue::from("cli"),
-        SetOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        s.get(&r("secret://cli/x"), None).unwrap().value.expose(),
-        b"cli"
-    );
+    round_trip(&s, "secret://cli/x", "cli");
     let id = s.identity().unwrap();
     assert_eq!(id.link, CredentialChoice::AzureCli);
     assert_eq!(
@@ -691,12 +674,7 @@ fn a_401_to_a_cached_token_on_put_and_delete_fetches_a_fresh_one() {
                                "count": 1, "principal": officer}]));
         let before = emu.request_log().len();
         if op == "set" {
-            s.set(
-                &r("secret://revoked/x"),
-                &SecretValue::from("w"),
-                SetOptions::default(),
-            )
-            .unwrap();
+            put(&s, "secret://revoked/x", "w");
         } else {
             s.delete(&r("secret://revoked/x")).unwrap();
         }
@@ -913,12 +891,7 @@ fn hanging_token_endpoint_times_out_naming_it() {
 fn retry_after_within_the_deadline_is_honoured() {
     let emu = Emulator::start(&[]);
     let s = session(&emu, "officer");
-    s.set(
-        &r("secret://ra/x"),
-        &SecretValue::from("ok"),
-        SetOptions::default(),
-    )
-    .unwrap();
+    put(&s, "secret://ra/x", "ok");
     emu.set_faults(
         json!([{"target": "vault", "kind": "status", "status": 429, "retry_after": 1, "count": 1}]),
     );
@@ -963,12 +936,7 @@ fn short_lived_tokens_are_refreshed() {
     let emu = Emulator::start(&[]);
     emu.set_faults(json!([{"target": "token", "kind": "token-lifetime", "expires_in": 2}]));
     let s = session(&emu, "officer");
-    s.set(
-        &r("secret://short/x"),
-        &SecretValue::from("v"),
-        SetOptions::default(),
-    )
-    .unwrap();
+    put(&s, "secret://short/x", "v");
     for _ in 0..2 {
         assert_eq!(
             s.get(&r("secret://short/x"), None).unwrap().value.expose(),
@@ -1139,12 +1107,7 @@ fn hanging_vault_times_out_naming_the_request_on_the_wire() {
     let mut config = emu.config();
     config.timeout = Duration::from_millis(1500);
     let s = Session::with_env(&config, emu.secret_env("officer")).unwrap();
-    s.set(
-        &r("secret://hang/v"),
-        &SecretValue::from("v"),
-        SetOptions::default(),
-    )
-    .unwrap();
+    put(&s, "secret://hang/v", "v");
     // The token is cached and the challenge known: only the vault GET hangs.
     emu.set_faults(json!([{"target": "vault", "kind": "hang"}]));
     let start = Instant::now();
