@@ -11,7 +11,7 @@
 //! in `.key` and is at most 4096 bytes. Here the directory is `--arc-token-dir`, and the control
 //! API can make the realm name a file that breaks each of those rules.
 
-use super::imds::{error, metadata_header_ok};
+use super::imds::{checked_resource, error};
 use super::{imds_style_token, resource_of};
 use crate::app::App;
 use crate::http::{json, query_get, set_header, Resp};
@@ -102,22 +102,9 @@ pub fn token(
     headers: &HeaderMap,
     lifetime: Option<u64>,
 ) -> Resp {
-    if method != "GET" {
-        return json(
-            405,
-            &json!({"error": "method_not_allowed", "error_description": "Only GET is allowed."}),
-        );
-    }
-    if !metadata_header_ok(headers) {
-        return error("Required metadata header not specified");
-    }
-    match query_get(query, "api-version") {
-        Some(v) if API_VERSIONS.contains(&v.as_str()) => {}
-        Some(v) => return error(&format!("Api version {v} is not supported")),
-        None => return error("Required query variable 'api-version' is missing"),
-    }
-    let Some(resource) = query_get(query, "resource").filter(|r| !r.is_empty()) else {
-        return error("Required audience parameter not specified");
+    let resource = match checked_resource(method, query, headers, &API_VERSIONS) {
+        Ok(resource) => resource,
+        Err(refused) => return *refused,
     };
     if ["client_id", "object_id", "msi_res_id", "mi_res_id"]
         .iter()

@@ -32,6 +32,43 @@ pub fn metadata_header_ok(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
+/// The checks IMDS and the Arc agent (which answers in IMDS's shape) make before anything
+/// else: GET only, the `Metadata: true` header, a known api-version, a `resource`. The
+/// resource, or the answer that refuses the request.
+pub fn checked_resource(
+    method: &str,
+    query: &str,
+    headers: &HeaderMap,
+    api_versions: &[&str],
+) -> Result<String, Box<Resp>> {
+    if method != "GET" {
+        return Err(Box::new(json(
+            405,
+            &json!({"error": "method_not_allowed", "error_description": "Only GET is allowed."}),
+        )));
+    }
+    // The header proves the request did not come through a redirect or a proxy (SSRF guard).
+    if !metadata_header_ok(headers) {
+        return Err(Box::new(error("Required metadata header not specified")));
+    }
+    match query_get(query, "api-version") {
+        None => {
+            return Err(Box::new(error(
+                "Required query variable 'api-version' is missing",
+            )))
+        }
+        Some(v) if !api_versions.contains(&v.as_str()) => {
+            return Err(Box::new(error(&format!(
+                "Api version {v} is not supported"
+            ))))
+        }
+        Some(_) => {}
+    }
+    query_get(query, "resource")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Box::new(error("Required audience parameter not specified")))
+}
+
 pub fn token(
     app: &App,
     method: &str,
@@ -39,25 +76,9 @@ pub fn token(
     headers: &HeaderMap,
     lifetime: Option<u64>,
 ) -> Resp {
-    if method != "GET" {
-        return json(
-            405,
-            &json!({"error": "method_not_allowed", "error_description": "Only GET is allowed."}),
-        );
-    }
-    // The header proves the request did not come through a redirect or a proxy (SSRF guard).
-    if !metadata_header_ok(headers) {
-        return error("Required metadata header not specified");
-    }
-    match query_get(query, "api-version") {
-        None => return error("Required query variable 'api-version' is missing"),
-        Some(v) if !API_VERSIONS.contains(&v.as_str()) => {
-            return error(&format!("Api version {v} is not supported"))
-        }
-        Some(_) => {}
-    }
-    let Some(resource) = query_get(query, "resource").filter(|r| !r.is_empty()) else {
-        return error("Required audience parameter not specified");
+    let resource = match checked_resource(method, query, headers, &API_VERSIONS) {
+        Ok(resource) => resource,
+        Err(refused) => return *refused,
     };
     let selectors: Vec<Selector> = [
         query_get(query, "client_id").map(Selector::ClientId),
