@@ -48,7 +48,7 @@ DIST := dist
 MANYLINUX := manylinux2014
 ZIGLANG := ziglang==0.13.0
 
-.PHONY: help deps apt venv chg build compat-build emulator lint cross-check rust-test py-test test test-compat demo \
+.PHONY: help deps apt venv chg build compat-build emulator lint check-shared-deps cross-check rust-test py-test test test-compat demo \
 	hggit-venv hggit-test hggit-run \
 	sandbox sandbox-stop fuzz bench clean dist test-dist
 
@@ -96,9 +96,12 @@ $(CHG): $(VENV_STAMP)
 
 deps: apt venv chg
 
+# --features workspace-hack: the dependency builds of cargo test --workspace serve the debug module
+# too (rust/workspace-hack/Cargo.toml says why).
 # The extension and its native module, installed into the venv the way users get it (editable).
 build: venv
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml \
+	  --features workspace-hack
 
 # What py-test installs the extension with: `build`, or for test-compat `compat-build`.
 PY_BUILD ?= build
@@ -125,6 +128,11 @@ lint: venv
 	$(VENV)/bin/ruff check hgext tests bench
 	$(VENV)/bin/ruff format --check hgext tests bench
 	$(VENV)/bin/mypy
+
+# Whether the emulator and `make build` still reuse the dependency builds of cargo test --workspace
+# (after a dependency change; it resolves, compiles nothing): rust/workspace-hack/check.py.
+check-shared-deps:
+	python3 rust/workspace-hack/check.py
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \
