@@ -96,8 +96,16 @@ $(CHG): $(VENV_STAMP)
 
 deps: apt venv chg
 
-# --features workspace-hack: the dependency builds of cargo test --workspace serve the debug module
-# too (rust/workspace-hack/Cargo.toml says why).
+# The debug builds share one compiled dependency tree (clippy's checks aside) when cargo sees the same
+# features and the same build-script inputs in each of them:
+# - features: the "workspace-hack" feature of the bindings (rust/workspace-hack/Cargo.toml says why);
+# - pyo3's build scripts track these variables, which maturin develop sets for its cargo call (maturin
+#   1.16, its values for this venv's interpreter); clippy and cargo test, which build pyo3 too, get the
+#   same, otherwise each side's next build reruns them and rebuilds pyo3 and the bindings.
+PYO3_ENV = PYO3_PYTHON=$(abspath $(MAIN_VENV))/bin/python PYTHON_SYS_EXECUTABLE=$(abspath $(MAIN_VENV))/bin/python \
+	PYO3_BUILD_EXTENSION_MODULE=1 PYO3_ENVIRONMENT_SIGNATURE=$$($(MAIN_VENV)/bin/python -c \
+	'import struct, sys; v = sys.version_info; print("%s-%d.%d-%dbit" % (sys.implementation.name, v[0], v[1], struct.calcsize("P") * 8))')
+
 # The extension and its native module, installed into the venv the way users get it (editable).
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml \
@@ -124,7 +132,7 @@ emulator:
 # stub itself is checked against the built module by tests/test_native_stub.py).
 lint: venv
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+	$(PYO3_ENV) $(CARGO) clippy -q --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check hgext tests bench
 	$(VENV)/bin/ruff format --check hgext tests bench
 	$(VENV)/bin/mypy
@@ -144,8 +152,9 @@ cross-check:
 	  fi; \
 	done
 
-rust-test: emulator
-	$(CARGO) test -q --workspace
+# venv: the interpreter pyo3's build scripts are pointed at (PYO3_ENV).
+rust-test: venv emulator
+	$(PYO3_ENV) $(CARGO) test -q --workspace
 
 # pytest-xdist: test modules in parallel, each module whole on one worker (--dist loadfile: a
 # module's servers are module-scoped fixtures). Nothing global is shared between modules: free
