@@ -48,7 +48,7 @@ DIST := dist
 MANYLINUX := manylinux2014
 ZIGLANG := ziglang==0.13.0
 
-.PHONY: help deps apt venv chg build compat-build emulator lint cross-check rust-test py-test test test-compat demo \
+.PHONY: help deps apt venv chg build compat-build emulator lint check-shared-deps cross-check rust-test py-test test test-compat demo \
 	hggit-venv hggit-test hggit-run \
 	sandbox sandbox-stop fuzz bench clean dist test-dist
 
@@ -96,9 +96,20 @@ $(CHG): $(VENV_STAMP)
 
 deps: apt venv chg
 
+# The debug builds share one compiled dependency tree (clippy's checks aside) when cargo sees the same
+# features and the same build-script inputs in each of them:
+# - features: the "workspace-hack" feature of the bindings (rust/workspace-hack/Cargo.toml says why);
+# - pyo3's build scripts track these variables, which maturin develop sets for its cargo call (maturin
+#   1.16, its values for this venv's interpreter); clippy and cargo test, which build pyo3 too, get the
+#   same, otherwise each side's next build reruns them and rebuilds pyo3 and the bindings.
+PYO3_ENV = PYO3_PYTHON=$(abspath $(MAIN_VENV))/bin/python PYTHON_SYS_EXECUTABLE=$(abspath $(MAIN_VENV))/bin/python \
+	PYO3_BUILD_EXTENSION_MODULE=1 PYO3_ENVIRONMENT_SIGNATURE=$$($(MAIN_VENV)/bin/python -c \
+	'import struct, sys; v = sys.version_info; print("%s-%d.%d-%dbit" % (sys.implementation.name, v[0], v[1], struct.calcsize("P") * 8))')
+
 # The extension and its native module, installed into the venv the way users get it (editable).
 build: venv
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q --manifest-path rust/keyvault-py/Cargo.toml \
+	  --features workspace-hack
 
 # What py-test installs the extension with: `build`, or for test-compat `compat-build`.
 PY_BUILD ?= build
@@ -121,10 +132,15 @@ emulator:
 # stub itself is checked against the built module by tests/test_native_stub.py).
 lint: venv
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+	$(PYO3_ENV) $(CARGO) clippy -q --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check hgext tests bench
 	$(VENV)/bin/ruff format --check hgext tests bench
 	$(VENV)/bin/mypy
+
+# Whether the emulator and `make build` still reuse the dependency builds of cargo test --workspace
+# (after a dependency change; it resolves, compiles nothing): rust/workspace-hack/check.py.
+check-shared-deps:
+	python3 rust/workspace-hack/check.py
 
 cross-check:
 	@for t in $(CROSS_TARGETS); do \
@@ -136,8 +152,9 @@ cross-check:
 	  fi; \
 	done
 
-rust-test: emulator
-	$(CARGO) test -q --workspace
+# venv: the interpreter pyo3's build scripts are pointed at (PYO3_ENV).
+rust-test: venv emulator
+	$(PYO3_ENV) $(CARGO) test -q --workspace
 
 # pytest-xdist: test modules in parallel, each module whole on one worker (--dist loadfile: a
 # module's servers are module-scoped fixtures). Nothing global is shared between modules: free
