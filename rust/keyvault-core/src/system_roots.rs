@@ -81,6 +81,8 @@ pub(crate) fn root_paths(
 
 /// The system roots, DER (unparseable entries are skipped, as rustls-native-certs does).
 pub(crate) fn load() -> Vec<CertificateDer<'static>> {
+    #[cfg(test)]
+    LOADS.with(|n| n.set(n.get() + 1));
     let cert_file = std::env::var("SSL_CERT_FILE").ok();
     let cert_dir = std::env::var("SSL_CERT_DIR").ok();
     let paths = root_paths(cert_file.as_deref(), cert_dir.as_deref(), Path::exists);
@@ -95,6 +97,12 @@ pub(crate) fn load() -> Vec<CertificateDer<'static>> {
         .filter_map(|f| std::fs::read(f).ok())
         .flat_map(|pem| parse_pem(&pem))
         .collect()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Times this thread read the system roots (tests: what building a store costs).
+    pub(crate) static LOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The certificates of a PEM bundle.
