@@ -424,3 +424,22 @@ impl SecretStore for AwsSession {
             .map(|a| a.kind.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_reads_the_roots_once_and_builds_the_host_local_client_only_when_asked() {
+        // The chain holds the container and IMDS providers (on the proxy-free client) whatever
+        // the environment; building the session sends nothing and must not build that client.
+        let cost = crate::azure::tests::setup_cost(|| {
+            AwsSession::new(&AwsConfig {
+                region: Some("eu-west-1".to_owned()),
+                ..AwsConfig::default()
+            })
+            .unwrap();
+        });
+        assert_eq!(cost, (1, 1), "(root loads, clients built)");
+    }
+}
