@@ -72,10 +72,11 @@ impl KeyVaultStore {
         let mut env = env.clone();
         env.set_id_token_variable(config.id_token_env.as_deref());
         let env = &env;
-        let http = transport::build_http_client(config)?;
+        let trust = transport::Trust::of(config)?;
+        let http = transport::LazyClient::built(transport::build_http_client(&trust, config)?);
         let options = transport::client_options(&http, config);
         let direct =
-            transport::client_options(&transport::build_direct_http_client(config)?, config);
+            transport::client_options(&transport::direct_http_client(&trust, config), config);
         let chain = Arc::new(CredentialChain::with_direct(
             config.credential,
             env,
@@ -635,8 +636,36 @@ fn vault_scope(vault: &url::Url) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// (system root loads, reqwest clients built) on this thread while `f` runs.
+    pub(crate) fn setup_cost(f: impl FnOnce()) -> (usize, usize) {
+        let loads = || crate::system_roots::LOADS.with(|n| n.get());
+        let clients = || transport::CLIENTS_BUILT.with(|n| n.get());
+        let (l, c) = (loads(), clients());
+        f();
+        (loads() - l, clients() - c)
+    }
+
+    #[test]
+    fn a_store_reads_the_roots_once_and_builds_the_host_local_client_only_when_asked() {
+        // A host-local link (App Service) applies besides the service principal: its client
+        // (no proxy) is still not built, as no request has gone to its endpoint.
+        let env = CredentialEnv::from_pairs([
+            ("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001"),
+            ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000002"),
+            ("AZURE_CLIENT_SECRET", "not-a-real-secret"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
+            ("IDENTITY_HEADER", "not-a-real-header"),
+        ]);
+        let config = VaultConfig::new("https://contoso.vault.azure.net/").unwrap();
+        let cost = setup_cost(|| {
+            let store = KeyVaultStore::with_env(&config, &env).unwrap();
+            assert!(store.identity_applies());
+        });
+        assert_eq!(cost, (1, 1), "(root loads, clients built)");
+    }
 
     #[test]
     fn scopes_follow_the_cloud() {

@@ -179,9 +179,10 @@ impl TokenSession {
         env.set_id_token_variable(config.id_token_env.as_deref());
         let (chain, options, direct_options) = {
             let _guard = runtime.enter();
-            let http = transport::build_http_client(&config)?;
+            let trust = transport::Trust::of(&config)?;
+            let http = transport::LazyClient::built(transport::build_http_client(&trust, &config)?);
             let options = transport::client_options(&http, &config);
-            let direct = transport::build_direct_http_client(&config)?;
+            let direct = transport::direct_http_client(&trust, &config);
             let direct = transport::client_options(&direct, &config);
             let chain = Arc::new(CredentialChain::with_direct(
                 config.credential,
@@ -305,6 +306,18 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn a_session_reads_the_roots_once_and_builds_the_host_local_client_only_when_asked() {
+        let env = CredentialEnv::from_pairs([
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"),
+            ("IDENTITY_HEADER", "not-a-real-header"),
+        ]);
+        let cost = crate::azure::tests::setup_cost(|| {
+            TokenSession::with_env(&TokenConfig::default(), env).unwrap();
+        });
+        assert_eq!(cost, (1, 1), "(root loads, clients built)");
     }
 
     #[test]

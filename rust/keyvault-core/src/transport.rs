@@ -20,7 +20,7 @@ use azure_core::http::{
 };
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -117,77 +117,108 @@ pub(crate) fn connect_timeout(config: &VaultConfig) -> Duration {
     config.timeout.min(MAX_CONNECT_TIMEOUT)
 }
 
+/// The TLS trust of a store's clients: the system roots plus the extra PEM bundles, read and
+/// parsed once per store (reading ~150 system roots is most of the CPU a one-secret fetch
+/// spends), then shared by every client built on it.
+#[derive(Clone, Debug)]
+pub(crate) struct Trust {
+    #[cfg(target_os = "linux")]
+    tls: rustls::ClientConfig,
+    #[cfg(not(target_os = "linux"))]
+    extra: Vec<reqwest::Certificate>,
+}
+
+impl Trust {
+    /// The trust of `config`: system roots plus `keyvault.cacerts`.
+    pub(crate) fn of(config: &VaultConfig) -> Result<Self> {
+        let roots: Vec<&std::path::Path> =
+            config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
+        Self::load(&roots)
+    }
+
+    /// System roots plus the PEM bundles `extra_roots` (each must hold at least one
+    /// certificate).
+    pub(crate) fn load(extra_roots: &[&std::path::Path]) -> Result<Self> {
+        let mut extra = Vec::new();
+        #[cfg(target_os = "linux")]
+        let mut extra_der = Vec::new();
+        for path in extra_roots {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::bad_config(format!("cannot read the CA bundle {}: {e}", path.display()))
+                    .with_hint("point it at a readable PEM file of CA certificates")
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+                Error::bad_config(format!(
+                    "the CA bundle {} is not a PEM file of certificates",
+                    path.display()
+                ))
+                .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks")
+            })?;
+            if certs.is_empty() {
+                return Err(Error::bad_config(format!(
+                    "the CA bundle {} contains no certificate",
+                    path.display()
+                ))
+                .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks"));
+            }
+            extra.extend(certs);
+            #[cfg(target_os = "linux")]
+            {
+                extra_der.extend(crate::system_roots::parse_pem(&pem));
+            }
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // The system roots read once, plus the extra ones, in a rustls config of our own
+            // (see `system_roots::client_config` for why not reqwest's).
+            let _ = extra;
+            Ok(Self {
+                tls: crate::system_roots::client_config(extra_der),
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Ok(Self { extra })
+        }
+    }
+}
+
 /// Builds the one reqwest client of a store.
-pub(crate) fn build_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
-    let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
-    build_client(connect_timeout(config), &roots, false)
+pub(crate) fn build_http_client(trust: &Trust, config: &VaultConfig) -> Result<reqwest::Client> {
+    build_client(trust, connect_timeout(config), false)
 }
 
-/// The same client, but ignoring proxy variables: for the host-local identity endpoints.
-pub(crate) fn build_direct_http_client(config: &VaultConfig) -> Result<reqwest::Client> {
-    let roots: Vec<&std::path::Path> = config.extra_roots_pem.iter().map(|p| p.as_path()).collect();
-    build_client(connect_timeout(config), &roots, true)
+/// The same client, but ignoring proxy variables, for the host-local identity endpoints, and
+/// built only when one of them is asked: most processes never ask one.
+pub(crate) fn direct_http_client(trust: &Trust, config: &VaultConfig) -> LazyClient {
+    LazyClient::on_first_use(trust.clone(), connect_timeout(config), true)
 }
 
-/// A reqwest client: system roots plus the PEM bundles `extra_roots` (each must hold at least
-/// one certificate), no redirects, connecting within `connect_timeout`. It follows the
-/// environment's proxy variables unless `no_proxy`: the link-local credential endpoints (IMDS,
-/// the container endpoint) are asked directly, as the SDKs' own clients do, so that their
-/// tokens and the keys they return never travel in plain http through a proxy.
+/// A reqwest client on `trust`, no redirects, connecting within `connect_timeout`. It follows
+/// the environment's proxy variables unless `no_proxy`: the link-local credential endpoints
+/// (IMDS, the container endpoint) are asked directly, as the SDKs' own clients do, so that
+/// their tokens and the keys they return never travel in plain http through a proxy.
 pub(crate) fn build_client(
+    trust: &Trust,
     connect_timeout: Duration,
-    extra_roots: &[&std::path::Path],
     no_proxy: bool,
 ) -> Result<reqwest::Client> {
+    #[cfg(test)]
+    CLIENTS_BUILT.with(|n| n.set(n.get() + 1));
     let mut builder = reqwest::Client::builder();
     if no_proxy {
         builder = builder.no_proxy();
     }
-    let mut builder = builder
+    let builder = builder
         .connect_timeout(connect_timeout)
         // A credential must never follow a redirect to another origin; the SDK does not expect any.
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60));
-    let mut extra = Vec::new();
     #[cfg(target_os = "linux")]
-    let mut extra_der = Vec::new();
-    for path in extra_roots {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::bad_config(format!("cannot read the CA bundle {}: {e}", path.display()))
-                .with_hint("point it at a readable PEM file of CA certificates")
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-            Error::bad_config(format!(
-                "the CA bundle {} is not a PEM file of certificates",
-                path.display()
-            ))
-            .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks")
-        })?;
-        if certs.is_empty() {
-            return Err(Error::bad_config(format!(
-                "the CA bundle {} contains no certificate",
-                path.display()
-            ))
-            .with_hint("it must contain one or more -----BEGIN CERTIFICATE----- blocks"));
-        }
-        extra.extend(certs);
-        #[cfg(target_os = "linux")]
-        {
-            extra_der.extend(crate::system_roots::parse_pem(&pem));
-        }
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // The system roots read once, plus the extra ones, in a rustls config of our own (see
-        // `system_roots::client_config` for why not reqwest's).
-        let _ = extra;
-        builder = builder.tls_backend_preconfigured(crate::system_roots::client_config(extra_der));
-    }
+    let builder = builder.tls_backend_preconfigured(trust.tls.clone());
+    // Merge: the system roots stay trusted (rustls-platform-verifier with extra roots).
     #[cfg(not(target_os = "linux"))]
-    {
-        // Merge: the system roots stay trusted (rustls-platform-verifier with extra roots).
-        builder = builder.tls_certs_merge(extra);
-    }
+    let builder = builder.tls_certs_merge(trust.extra.clone());
     builder.build().map_err(|e| {
         Error::bad_config(format!(
             "cannot set up the HTTPS client: {}",
@@ -197,8 +228,64 @@ pub(crate) fn build_client(
     })
 }
 
+#[cfg(test)]
+thread_local! {
+    /// reqwest clients built on this thread (tests: what building a store costs).
+    pub(crate) static CLIENTS_BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A reqwest client, either built already or built on its first request (then shared by every
+/// clone, so at most once per store).
+#[derive(Clone, Debug)]
+pub(crate) struct LazyClient(Arc<LazyInner>);
+
+#[derive(Debug)]
+struct LazyInner {
+    client: OnceLock<reqwest::Client>,
+    /// How to build it, when not built yet.
+    recipe: Option<(Trust, Duration, bool)>,
+}
+
+impl LazyClient {
+    pub(crate) fn built(client: reqwest::Client) -> Self {
+        Self(Arc::new(LazyInner {
+            client: OnceLock::from(client),
+            recipe: None,
+        }))
+    }
+
+    /// A client [`build_client`] makes from these arguments on the first [`Self::get`].
+    pub(crate) fn on_first_use(trust: Trust, connect_timeout: Duration, no_proxy: bool) -> Self {
+        Self(Arc::new(LazyInner {
+            client: OnceLock::new(),
+            recipe: Some((trust, connect_timeout, no_proxy)),
+        }))
+    }
+
+    /// True once the client exists (tests: that no request built it).
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        self.0.client.get().is_some()
+    }
+
+    /// The client, building it first if needed.
+    pub(crate) fn get(&self) -> Result<&reqwest::Client> {
+        if let Some(client) = self.0.client.get() {
+            return Ok(client);
+        }
+        let (trust, connect_timeout, no_proxy) = self
+            .0
+            .recipe
+            .as_ref()
+            .expect("a LazyClient is either built or has a recipe");
+        let client = build_client(trust, *connect_timeout, *no_proxy)?;
+        // Two racing first requests both build one; the first stored wins, the other is dropped.
+        Ok(self.0.client.get_or_init(|| client))
+    }
+}
+
 /// The SDK client options every pipeline of a store gets.
-pub(crate) fn client_options(http: &reqwest::Client, config: &VaultConfig) -> ClientOptions {
+pub(crate) fn client_options(http: &LazyClient, config: &VaultConfig) -> ClientOptions {
     ClientOptions {
         transport: Some(Transport::new(Arc::new(ClassifyingClient {
             inner: http.clone(),
@@ -382,7 +469,7 @@ fn describe_tls(err: &rustls::Error) -> String {
 /// reqwest behind the SDK's `HttpClient`, turning "no response" into a [`TransportFailure`].
 #[derive(Debug)]
 struct ClassifyingClient {
-    inner: reqwest::Client,
+    inner: LazyClient,
     connect_timeout: Duration,
 }
 
@@ -394,7 +481,17 @@ impl HttpClient for ClassifyingClient {
         if let Ok(op) = OPERATION.try_with(Arc::clone) {
             op.set_in_flight(display_url(request.url()));
         }
-        match self.inner.execute_request(request).await {
+        let client = self.inner.get().map_err(|e| {
+            azure_core::Error::new(
+                azure_core::error::ErrorKind::Other,
+                TransportFailure {
+                    url: display_url(request.url()),
+                    cause: TransportCause::Other,
+                    detail: e.message().to_owned(),
+                },
+            )
+        })?;
+        match client.execute_request(request).await {
             Ok(rsp) => Ok(rsp),
             Err(err) => {
                 let failure = err
@@ -552,6 +649,20 @@ pub(crate) fn retry_after(headers: &azure_core::http::headers::Headers) -> Optio
 mod tests {
     use super::*;
     use azure_core::http::headers::Headers;
+
+    #[test]
+    fn a_lazy_client_is_built_on_its_first_use_only_and_once() {
+        let trust = Trust::load(&[]).unwrap();
+        let before = CLIENTS_BUILT.with(|n| n.get());
+        let lazy = LazyClient::on_first_use(trust, MAX_CONNECT_TIMEOUT, true);
+        let shared = lazy.clone();
+        assert!(!lazy.is_built());
+        assert_eq!(CLIENTS_BUILT.with(|n| n.get()), before);
+        lazy.get().unwrap();
+        assert!(shared.is_built());
+        shared.get().unwrap();
+        assert_eq!(CLIENTS_BUILT.with(|n| n.get()), before + 1);
+    }
 
     #[test]
     fn display_url_drops_userinfo_query_and_fragment() {

@@ -9,7 +9,8 @@
 //! are retried by the SDK within its attempt bound and the operation timeout.
 
 use crate::transport::{
-    classify_reqwest_error, display_url, error_chain_text, TransportCause, TransportFailure,
+    classify_reqwest_error, display_url, error_chain_text, LazyClient, TransportCause,
+    TransportFailure,
 };
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -28,17 +29,13 @@ pub(crate) type InFlight = Arc<Mutex<Option<String>>>;
 /// reqwest behind the SDK's [`HttpClient`].
 #[derive(Clone, Debug)]
 pub(crate) struct ReqwestHttpClient {
-    client: reqwest::Client,
+    client: LazyClient,
     connect_timeout: Duration,
     in_flight: InFlight,
 }
 
 impl ReqwestHttpClient {
-    pub(crate) fn new(
-        client: reqwest::Client,
-        connect_timeout: Duration,
-        in_flight: InFlight,
-    ) -> Self {
+    pub(crate) fn new(client: LazyClient, connect_timeout: Duration, in_flight: InFlight) -> Self {
         Self {
             client,
             connect_timeout,
@@ -97,7 +94,17 @@ async fn send(
             "streaming request bodies are not supported".into(),
         ));
     };
-    let mut builder = http.client.request(method, url.clone()).body(body.to_vec());
+    let client = http.client.get().map_err(|e| {
+        ConnectorError::other(
+            Box::new(TransportFailure {
+                url: display_url(&url),
+                cause: TransportCause::Other,
+                detail: e.message().to_owned(),
+            }),
+            None,
+        )
+    })?;
+    let mut builder = client.request(method, url.clone()).body(body.to_vec());
     for (name, value) in request.headers() {
         builder = builder.header(name, value);
     }

@@ -18,6 +18,7 @@ use crate::store::{
     CacheStatus, Deleted, Provider, Secret, SecretProperties, SecretStore, SetOptions,
     StoreIdentity, StoreInfo, ValueSource,
 };
+use crate::transport::{build_client, LazyClient, Trust};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -136,13 +137,15 @@ impl AwsSession {
             .chain(ca_bundle.iter())
             .map(PathBuf::as_path)
             .collect();
-        let reqwest = crate::transport::build_client(connect, &roots, false)?;
+        let trust = Trust::load(&roots)?;
+        let reqwest = LazyClient::built(build_client(&trust, connect, false)?);
         let in_flight: InFlight = Arc::new(Mutex::new(None));
         let http = ReqwestHttpClient::new(reqwest, connect, in_flight.clone());
         // The container endpoint and IMDS are asked directly, never through HTTP_PROXY or
         // ALL_PROXY (their token and the keys they return travel in plain http); STS and
-        // Secrets Manager keep the environment's proxy.
-        let direct = crate::transport::build_client(connect, &roots, true)?;
+        // Secrets Manager keep the environment's proxy. Built on the first such request only:
+        // most processes never make one.
+        let direct = LazyClient::on_first_use(trust, connect, true);
         let direct = ReqwestHttpClient::new(direct, connect, in_flight.clone());
 
         let profile = ProfileFacts::load(self.config.profile.as_deref()).await;
@@ -419,5 +422,24 @@ impl SecretStore for AwsSession {
             .chain()
             .answered()
             .map(|a| a.kind.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_reads_the_roots_once_and_builds_the_host_local_client_only_when_asked() {
+        // The chain holds the container and IMDS providers (on the proxy-free client) whatever
+        // the environment; building the session sends nothing and must not build that client.
+        let cost = crate::azure::tests::setup_cost(|| {
+            AwsSession::new(&AwsConfig {
+                region: Some("eu-west-1".to_owned()),
+                ..AwsConfig::default()
+            })
+            .unwrap();
+        });
+        assert_eq!(cost, (1, 1), "(root loads, clients built)");
     }
 }
