@@ -15,7 +15,7 @@
 //! Alpine generate it from the same sources as the directory. A private CA belongs in
 //! `keyvault.cacerts`. Other systems keep the platform verifier (it asks the OS).
 
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{pem::PemObject, CertificateDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -105,58 +105,11 @@ thread_local! {
     pub(crate) static LOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The certificates of a PEM bundle: the `CERTIFICATE` blocks, each Base64 between its
-/// `-----BEGIN CERTIFICATE-----` and `-----END CERTIFICATE-----` lines (RFC 7468); other
-/// blocks, text between blocks and blocks that are not Base64 are skipped, as
-/// rustls-pki-types' iterator skips them (a block left open by a new BEGIN is dropped).
-///
-/// Lines end in `\n` or `\r\n`. Not that iterator itself: it finds lines and decodes Base64
-/// one byte at a time, 7 M instructions for the ~150 roots of a CA bundle (220 KB), half of
-/// a one-secret fetch from a fresh process. Certificates are public; the DER is checked by
-/// webpki when it becomes a trust anchor.
+/// The certificates of a PEM bundle.
 pub(crate) fn parse_pem(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    // Lines found with the standard library's memchr when the bundle is text (always, in
-    // practice), byte by byte otherwise.
-    let lines: Box<dyn Iterator<Item = &[u8]>> = match std::str::from_utf8(pem) {
-        Ok(text) => Box::new(text.split('\n').map(str::as_bytes)),
-        Err(_) => Box::new(pem.split(|&b| b == b'\n')),
-    };
-    let mut certs = Vec::new();
-    let mut b64 = Vec::with_capacity(4096);
-    let mut open = false;
-    // Markers start their line (trailing blanks and `\r` allowed), as in rustls-pki-types.
-    for line in lines.map(<[u8]>::trim_ascii_end) {
-        if line.starts_with(b"-----") {
-            if open && line.starts_with(END) {
-                certs.extend(decode_base64(&b64).map(CertificateDer::from));
-                open = false;
-            } else if line.starts_with(b"-----BEGIN ") {
-                // A block left open by a new BEGIN is dropped.
-                open = line == BEGIN;
-                b64.clear();
-            } else if open {
-                b64.extend_from_slice(line);
-            }
-        } else if open {
-            b64.extend_from_slice(line.trim_ascii_start());
-        }
-    }
-    certs
-}
-
-/// Base64 that may hold whitespace inside its lines as well (rare: tried second).
-fn decode_base64(b64: &[u8]) -> Option<Vec<u8>> {
-    use base64::engine::{general_purpose::STANDARD, Engine as _};
-    STANDARD.decode(b64).ok().or_else(|| {
-        let packed: Vec<u8> = b64
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        STANDARD.decode(packed).ok()
-    })
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(|c| c.ok())
+        .collect()
 }
 
 /// The rustls config of the store's HTTP client: system roots + `extra`, ring, HTTP/1.1.
@@ -211,48 +164,6 @@ mod tests {
                 dirs: vec![]
             }
         );
-    }
-
-    /// rustls-pki-types' reading of a PEM bundle, which `parse_pem` must match.
-    fn reference(pem: &[u8]) -> Vec<CertificateDer<'static>> {
-        use rustls::pki_types::pem::PemObject;
-        CertificateDer::pem_slice_iter(pem)
-            .filter_map(|c| c.ok())
-            .collect()
-    }
-
-    #[test]
-    fn pem_bundles_read_as_rustls_pki_types_reads_them() {
-        // This machine's bundle (Debian's has text between blocks), then the shapes of hand-made
-        // and corporate bundles: CRLF, indentation, other blocks, junk, an unterminated block.
-        let paths = root_paths(None, None, Path::exists);
-        let system = paths.files.first().and_then(|f| std::fs::read(f).ok());
-        let one = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUXlBbZ0CvD7a3\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
-        let other = "-----BEGIN CERTIFICATE-----\r\nAQID\r\nBAUG\r\n-----END CERTIFICATE-----\r\n";
-        let samples = [
-            one.to_owned(),
-            other.to_owned(),
-            format!("subject=CN=x\n{one}\n\n# comment\n{other}"),
-            format!("  {}", one.replace('\n', "\n  ")),
-            format!("-----BEGIN PRIVATE KEY-----\nAQID\n-----END PRIVATE KEY-----\n{one}"),
-            format!("-----BEGIN TRUSTED CERTIFICATE-----\nAQID\n-----END TRUSTED CERTIFICATE-----\n{other}"),
-            format!("-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n{one}"),
-            format!("{one}-----BEGIN CERTIFICATE-----\nAQID\n"),
-            String::new(),
-        ];
-        for pem in samples
-            .iter()
-            .map(|s| s.as_bytes())
-            .chain(system.as_deref())
-        {
-            let ours = parse_pem(pem);
-            assert_eq!(ours, reference(pem), "{}", String::from_utf8_lossy(pem));
-        }
-        // A block left open by the next BEGIN is dropped, the next one read.
-        let reopened = format!("-----BEGIN CERTIFICATE-----\nAQID\n{one}");
-        assert_eq!(parse_pem(reopened.as_bytes()), parse_pem(one.as_bytes()));
-        let system = system.expect("every Linux CI image has a CA bundle");
-        assert!(parse_pem(&system).len() > 10);
     }
 
     #[test]
