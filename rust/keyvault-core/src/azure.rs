@@ -72,11 +72,7 @@ impl KeyVaultStore {
         let mut env = env.clone();
         env.set_id_token_variable(config.id_token_env.as_deref());
         let env = &env;
-        let trust = transport::Trust::of(config)?;
-        let http = transport::LazyClient::built(transport::build_http_client(&trust, config)?);
-        let options = transport::client_options(&http, config);
-        let direct =
-            transport::client_options(&transport::direct_http_client(&trust, config), config);
+        let (options, direct) = transport::store_options(config)?;
         let chain = Arc::new(CredentialChain::with_direct(
             config.credential,
             env,

@@ -179,11 +179,7 @@ impl TokenSession {
         env.set_id_token_variable(config.id_token_env.as_deref());
         let (chain, options, direct_options) = {
             let _guard = runtime.enter();
-            let trust = transport::Trust::of(&config)?;
-            let http = transport::LazyClient::built(transport::build_http_client(&trust, &config)?);
-            let options = transport::client_options(&http, &config);
-            let direct = transport::direct_http_client(&trust, &config);
-            let direct = transport::client_options(&direct, &config);
+            let (options, direct) = transport::store_options(&config)?;
             let chain = Arc::new(CredentialChain::with_direct(
                 config.credential,
                 &env,

@@ -183,15 +183,31 @@ impl Trust {
     }
 }
 
-/// Builds the one reqwest client of a store.
-pub(crate) fn build_http_client(trust: &Trust, config: &VaultConfig) -> Result<reqwest::Client> {
-    build_client(trust, connect_timeout(config), false)
+/// The two clients of a store, on one [`Trust`]: `proxied`, for the services, follows the
+/// environment's proxy variables; `direct`, for the host-local identity endpoints, ignores
+/// them and is built only when one of those is asked (most processes never ask one).
+pub(crate) struct StoreClients {
+    pub(crate) proxied: LazyClient,
+    pub(crate) direct: LazyClient,
 }
 
-/// The same client, but ignoring proxy variables, for the host-local identity endpoints, and
-/// built only when one of them is asked: most processes never ask one.
-pub(crate) fn direct_http_client(trust: &Trust, config: &VaultConfig) -> LazyClient {
-    LazyClient::on_first_use(trust.clone(), connect_timeout(config), true)
+impl StoreClients {
+    pub(crate) fn new(trust: Trust, connect_timeout: Duration) -> Result<Self> {
+        Ok(Self {
+            proxied: LazyClient::built(build_client(&trust, connect_timeout, false)?),
+            direct: LazyClient::on_first_use(trust, connect_timeout, true),
+        })
+    }
+}
+
+/// The SDK client options of an Azure store's two clients ([`StoreClients`]): `(proxied,
+/// direct)`, for [`crate::credential::CredentialChain::with_direct`].
+pub(crate) fn store_options(config: &VaultConfig) -> Result<(ClientOptions, ClientOptions)> {
+    let clients = StoreClients::new(Trust::of(config)?, connect_timeout(config))?;
+    Ok((
+        client_options(&clients.proxied, config),
+        client_options(&clients.direct, config),
+    ))
 }
 
 /// A reqwest client on `trust`, no redirects, connecting within `connect_timeout`. It follows

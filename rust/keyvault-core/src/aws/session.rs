@@ -18,7 +18,7 @@ use crate::store::{
     CacheStatus, Deleted, Provider, Secret, SecretProperties, SecretStore, SetOptions,
     StoreIdentity, StoreInfo, ValueSource,
 };
-use crate::transport::{build_client, LazyClient, Trust};
+use crate::transport::{StoreClients, Trust};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -137,16 +137,13 @@ impl AwsSession {
             .chain(ca_bundle.iter())
             .map(PathBuf::as_path)
             .collect();
-        let trust = Trust::load(&roots)?;
-        let reqwest = LazyClient::built(build_client(&trust, connect, false)?);
+        let clients = StoreClients::new(Trust::load(&roots)?, connect)?;
         let in_flight: InFlight = Arc::new(Mutex::new(None));
-        let http = ReqwestHttpClient::new(reqwest, connect, in_flight.clone());
+        let http = ReqwestHttpClient::new(clients.proxied, connect, in_flight.clone());
         // The container endpoint and IMDS are asked directly, never through HTTP_PROXY or
         // ALL_PROXY (their token and the keys they return travel in plain http); STS and
-        // Secrets Manager keep the environment's proxy. Built on the first such request only:
-        // most processes never make one.
-        let direct = LazyClient::on_first_use(trust, connect, true);
-        let direct = ReqwestHttpClient::new(direct, connect, in_flight.clone());
+        // Secrets Manager keep the environment's proxy.
+        let direct = ReqwestHttpClient::new(clients.direct, connect, in_flight.clone());
 
         let profile = ProfileFacts::load(self.config.profile.as_deref()).await;
         let regions =
