@@ -343,6 +343,15 @@ impl fmt::Display for TransportFailure {
 impl std::error::Error for TransportFailure {}
 
 impl TransportFailure {
+    /// The client for `url` could not be built (a [`LazyClient`] on its first request).
+    pub(crate) fn no_client(url: &url::Url, err: &Error) -> Self {
+        Self {
+            url: display_url(url),
+            cause: TransportCause::Other,
+            detail: err.message().to_owned(),
+        }
+    }
+
     pub(crate) fn into_error(self) -> Error {
         if self.cause == TransportCause::ConnectTimeout {
             // Not answering at all is a timeout, whichever clock noticed it first.
@@ -500,11 +509,7 @@ impl HttpClient for ClassifyingClient {
         let client = self.inner.get().map_err(|e| {
             azure_core::Error::new(
                 azure_core::error::ErrorKind::Other,
-                TransportFailure {
-                    url: display_url(request.url()),
-                    cause: TransportCause::Other,
-                    detail: e.message().to_owned(),
-                },
+                TransportFailure::no_client(request.url(), &e),
             )
         })?;
         match client.execute_request(request).await {

@@ -95,14 +95,7 @@ async fn send(
         ));
     };
     let client = http.client.get().map_err(|e| {
-        ConnectorError::other(
-            Box::new(TransportFailure {
-                url: display_url(&url),
-                cause: TransportCause::Other,
-                detail: e.message().to_owned(),
-            }),
-            None,
-        )
+        ConnectorError::other(Box::new(TransportFailure::no_client(&url, &e)), None)
     })?;
     let mut builder = client.request(method, url.clone()).body(body.to_vec());
     for (name, value) in request.headers() {
